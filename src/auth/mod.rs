@@ -1,0 +1,18 @@
+//! Authentication: who the caller is (Bearer tokens) and how they get a token (the login endpoint).
+
+pub mod bearer;
+pub mod error;
+pub mod token;
+
+pub use error::{AuthError, TokenError};
+
+/// An authenticated caller, from a verified token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// The `sub` claim: the user name.
+    pub sub: String,
+    /// The `name` claim, if any.
+    pub name: Option<String>,
+    /// All other claims, decoded only when `[identity.claims]` passes some upstream.
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+}

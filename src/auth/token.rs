@@ -1,0 +1,314 @@
+//! JWT verification and issuance with one pinned algorithm and key (RFC 8725 §3.1).
+//!
+//! The `Validation` and keys are built once at start-up; verifying a token re-parses nothing but the token.
+//! Contract: `alg` must equal the configured algorithm (so `none` and RS→HS confusion are refused), the
+//! signature is checked before any claim is trusted, `exp` and `sub` are required, `nbf` and `iat` are
+//! honoured, `iss`/`aud` are required and checked when configured, all with one small leeway.
+
+use super::error::TokenError;
+use super::Identity;
+use crate::config::AuthConfig;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Verifies Bearer tokens.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    key: DecodingKey,
+    validation: Validation,
+    leeway: u64,
+    /// Decode every claim (slower) only when some are passed upstream.
+    keep_extra_claims: bool,
+}
+
+/// The claims the gateway itself reads.
+#[derive(Deserialize)]
+struct CoreClaims {
+    sub: Option<String>,
+    name: Option<String>,
+    iat: Option<f64>,
+}
+
+/// The same, plus every other claim, for `[identity.claims]`.
+#[derive(Deserialize)]
+struct AllClaims {
+    #[serde(flatten)]
+    core: CoreClaims,
+    #[serde(flatten)]
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn map_error(e: &jsonwebtoken::errors::Error) -> TokenError {
+    match e.kind() {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::MissingAlgorithm => {
+            TokenError::Algorithm
+        }
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidIssuer => TokenError::Issuer,
+        ErrorKind::InvalidAudience => TokenError::Audience,
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidSubject => TokenError::Claims,
+        _ => TokenError::Malformed,
+    }
+}
+
+impl TokenVerifier {
+    /// Builds the verifier from validated settings.
+    pub fn new(auth: &AuthConfig, keep_extra_claims: bool) -> TokenVerifier {
+        let mut validation = Validation::new(auth.algorithm);
+        validation.leeway = auth.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        match &auth.issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &auth.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            // A token that carries `aud` is still accepted when no audience is configured.
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        TokenVerifier {
+            key: auth.decoding_key.clone(),
+            validation,
+            leeway: auth.leeway.as_secs(),
+            keep_extra_claims,
+        }
+    }
+
+    /// Verifies a compact JWS and returns who it names.
+    pub fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+        let (core, extra) = if self.keep_extra_claims {
+            let data = jsonwebtoken::decode::<AllClaims>(token, &self.key, &self.validation)
+                .map_err(|e| map_error(&e))?;
+            (data.claims.core, Some(data.claims.extra))
+        } else {
+            let data = jsonwebtoken::decode::<CoreClaims>(token, &self.key, &self.validation)
+                .map_err(|e| map_error(&e))?;
+            (data.claims, None)
+        };
+        if let Some(iat) = core.iat {
+            if !iat.is_finite() || iat > (now_secs() + self.leeway) as f64 {
+                return Err(TokenError::NotYetValid);
+            }
+        }
+        let sub = core.sub.filter(|s| !s.is_empty()).ok_or(TokenError::Claims)?;
+        Ok(Identity {
+            sub,
+            name: core.name,
+            extra,
+        })
+    }
+}
+
+/// Issues tokens the verifier accepts.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    key: EncodingKey,
+    header: Header,
+    issuer: Option<String>,
+    audience: Option<String>,
+    ttl: Duration,
+}
+
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    sub: &'a str,
+    name: &'a str,
+    iat: u64,
+    nbf: u64,
+    exp: u64,
+    jti: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// Claim names the gateway sets itself; a user's extra claims cannot override them.
+pub const RESERVED_CLAIMS: [&str; 8] = ["sub", "name", "iat", "nbf", "exp", "jti", "iss", "aud"];
+
+impl TokenIssuer {
+    /// None when the configuration has no signing key (asymmetric algorithm without a private key).
+    pub fn new(auth: &AuthConfig) -> Option<TokenIssuer> {
+        let key = auth.encoding_key.clone()?;
+        let mut header = Header::new(auth.algorithm);
+        header.kid = auth.key_id.clone();
+        Some(TokenIssuer {
+            key,
+            header,
+            issuer: auth.issuer.clone(),
+            audience: auth.audience.clone(),
+            ttl: auth.token_ttl,
+        })
+    }
+
+    /// Signs a token for `user`; `extra` claims named in `RESERVED_CLAIMS` are dropped.
+    pub fn issue(
+        &self,
+        user: &str,
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = now_secs();
+        let filtered;
+        let extra = if extra.keys().any(|k| RESERVED_CLAIMS.contains(&k.as_str())) {
+            filtered = extra
+                .iter()
+                .filter(|(k, _)| !RESERVED_CLAIMS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            &filtered
+        } else {
+            extra
+        };
+        let claims = IssuedClaims {
+            sub: user,
+            name: user,
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl.as_secs(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iss: self.issuer.as_deref(),
+            aud: self.audience.as_deref(),
+            extra,
+        };
+        jsonwebtoken::encode(&self.header, &claims, &self.key)
+    }
+
+    /// The algorithm tokens are signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.header.alg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn config(extra: &str) -> Config {
+        Config::from_toml(&format!("[auth]\nsecret = \"{SECRET}\"\n{extra}")).unwrap()
+    }
+
+    fn sign(claims: serde_json::Value, alg: Algorithm, secret: &str) -> String {
+        jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    }
+
+    fn now() -> u64 {
+        now_secs()
+    }
+
+    #[test]
+    fn issued_token_is_accepted_with_its_claims() {
+        let c = config("");
+        let issuer = TokenIssuer::new(&c.auth).unwrap();
+        let mut extra = serde_json::Map::new();
+        extra.insert("role".into(), json!("admin"));
+        extra.insert("exp".into(), json!(1));
+        let token = issuer.issue("jdoe", &extra).unwrap();
+        let v = TokenVerifier::new(&c.auth, true);
+        let id = v.verify(&token).unwrap();
+        assert_eq!(id.sub, "jdoe");
+        assert_eq!(id.name.as_deref(), Some("jdoe"));
+        assert_eq!(id.extra.unwrap()["role"], "admin");
+    }
+
+    #[test]
+    fn each_failure_has_its_reason() {
+        let c = config("");
+        let v = TokenVerifier::new(&c.auth, false);
+        let n = now();
+        let ok = json!({"sub": "a", "exp": n + 60});
+        assert!(v.verify(&sign(ok.clone(), Algorithm::HS256, SECRET)).is_ok());
+        assert_eq!(
+            v.verify(&sign(ok.clone(), Algorithm::HS256, "another-secret-another-secret-00")),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(v.verify(&sign(ok.clone(), Algorithm::HS512, SECRET)), Err(TokenError::Algorithm));
+        assert_eq!(
+            v.verify(&sign(json!({"sub": "a", "exp": n - 120}), Algorithm::HS256, SECRET)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            v.verify(&sign(json!({"sub": "a", "exp": n + 600, "nbf": n + 300}), Algorithm::HS256, SECRET)),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(
+            v.verify(&sign(json!({"sub": "a", "exp": n + 600, "iat": n + 300}), Algorithm::HS256, SECRET)),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(v.verify(&sign(json!({"sub": "a"}), Algorithm::HS256, SECRET)), Err(TokenError::Claims));
+        assert_eq!(v.verify(&sign(json!({"exp": n + 60}), Algorithm::HS256, SECRET)), Err(TokenError::Claims));
+        assert_eq!(v.verify("not.a.token"), Err(TokenError::Malformed));
+        assert_eq!(v.verify(""), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn leeway_accepts_slightly_expired_tokens() {
+        let c = config("");
+        let v = TokenVerifier::new(&c.auth, false);
+        let t = sign(json!({"sub": "a", "exp": now() - 10}), Algorithm::HS256, SECRET);
+        assert!(v.verify(&t).is_ok());
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let c = config("");
+        let v = TokenVerifier::new(&c.auth, false);
+        let payload = b64.encode(json!({"sub": "a", "exp": now() + 60}).to_string());
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let header = b64.encode(format!("{{\"alg\":\"{alg}\",\"typ\":\"JWT\"}}"));
+            assert!(v.verify(&format!("{header}.{payload}.")).is_err(), "{alg}");
+            assert!(v.verify(&format!("{header}.{payload}")).is_err(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn issuer_and_audience_are_required_when_configured() {
+        let c = config("issuer = \"https://gw\"\naudience = \"legacy\"\n");
+        let v = TokenVerifier::new(&c.auth, false);
+        let n = now() + 60;
+        let good = json!({"sub": "a", "exp": n, "iss": "https://gw", "aud": "legacy"});
+        assert!(v.verify(&sign(good, Algorithm::HS256, SECRET)).is_ok());
+        let aud_list = json!({"sub": "a", "exp": n, "iss": "https://gw", "aud": ["x", "legacy"]});
+        assert!(v.verify(&sign(aud_list, Algorithm::HS256, SECRET)).is_ok());
+        assert_eq!(
+            v.verify(&sign(json!({"sub": "a", "exp": n, "iss": "evil", "aud": "legacy"}), Algorithm::HS256, SECRET)),
+            Err(TokenError::Issuer)
+        );
+        assert_eq!(
+            v.verify(&sign(json!({"sub": "a", "exp": n, "iss": "https://gw", "aud": "other"}), Algorithm::HS256, SECRET)),
+            Err(TokenError::Audience)
+        );
+        assert_eq!(
+            v.verify(&sign(json!({"sub": "a", "exp": n, "aud": "legacy"}), Algorithm::HS256, SECRET)),
+            Err(TokenError::Claims)
+        );
+        let issuer = TokenIssuer::new(&c.auth).unwrap();
+        assert!(v.verify(&issuer.issue("a", &serde_json::Map::new()).unwrap()).is_ok());
+    }
+}

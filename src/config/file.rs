@@ -1,0 +1,160 @@
+//! Raw shape of `gateway.toml`: serde structs that mirror the file key by key, with no validation.
+//!
+//! Unknown keys are refused (`deny_unknown_fields`) so a typo never silently falls back to a default.
+//! Every optional value left out here gets its default in `config::validate`, from `crate::defaults`.
+
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub server: ServerFile,
+    pub auth: AuthFile,
+    pub identity: IdentityFile,
+    pub cors: CorsFile,
+    pub login: LoginFile,
+    pub users: UsersFile,
+    pub routes: Vec<RouteFile>,
+}
+
+/// `[server]`: the listener and its limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    pub listen: Option<String>,
+    pub header_read_timeout: Option<Dur>,
+    pub max_header_bytes: Option<usize>,
+    pub idle_timeout: Option<Dur>,
+    pub max_connections: Option<usize>,
+    pub drain_timeout: Option<Dur>,
+    pub h2_max_concurrent_streams: Option<u32>,
+    pub trusted_proxies: Vec<String>,
+    pub tls: Option<TlsFile>,
+}
+
+/// `[server.tls]`: certificate and key for HTTPS.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsFile {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub handshake_timeout: Option<Dur>,
+}
+
+/// `[auth]`: how tokens are signed and verified.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthFile {
+    pub algorithm: Option<String>,
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub public_key_file: Option<PathBuf>,
+    pub private_key_file: Option<PathBuf>,
+    pub key_id: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway: Option<Dur>,
+    pub token_ttl: Option<Dur>,
+    pub max_token_bytes: Option<usize>,
+}
+
+/// `[identity]`: the headers the upstream receives about the caller.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityFile {
+    pub user_header: Option<String>,
+    pub name_header: Option<String>,
+    /// claim name → header name, for extra claims passed upstream.
+    pub claims: BTreeMap<String, String>,
+    pub forward_authorization: Option<bool>,
+}
+
+/// `[cors]`: browser origins allowed to call the gateway.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsFile {
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Option<Vec<String>>,
+    pub allowed_headers: Option<Vec<String>>,
+    pub expose_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: Option<Dur>,
+}
+
+/// `[login]`: the `POST /api/Auth` endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginFile {
+    pub enabled: Option<bool>,
+    pub path: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub turnstile: TurnstileFile,
+    pub hashing: HashingFile,
+}
+
+/// `[login.turnstile]`: Cloudflare Turnstile server-side validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnstileFile {
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub siteverify_url: Option<String>,
+    pub timeout: Option<Dur>,
+    pub expected_hostname: Option<String>,
+    pub expected_action: Option<String>,
+    pub max_concurrent: Option<usize>,
+}
+
+/// `[login.hashing]`: the bounded pool that verifies passwords.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HashingFile {
+    pub max_concurrent: Option<usize>,
+    pub max_queue: Option<usize>,
+    pub argon2_memory_kib: Option<u32>,
+    pub argon2_iterations: Option<u32>,
+    pub argon2_parallelism: Option<u32>,
+}
+
+/// `[users]`: where user records come from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsersFile {
+    pub store: Option<String>,
+    pub file: Option<PathBuf>,
+    pub reload_interval: Option<Dur>,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteFile {
+    pub name: Option<String>,
+    pub prefix: Option<String>,
+    pub host: Option<String>,
+    pub upstream: Option<String>,
+    pub public: bool,
+    pub strip_prefix: bool,
+    pub rewrite_prefix: Option<String>,
+    pub preserve_host: Option<bool>,
+    pub connect_timeout: Option<Dur>,
+    pub timeout: Option<Dur>,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A duration written as a human string (`"30s"`, `"5m"`, `"1h 30m"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim())
+            .map(Dur)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like \"30s\" ({e})")))
+    }
+}

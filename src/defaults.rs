@@ -1,0 +1,75 @@
+//! Every default limit, timeout and TTL, each a named constant with its unit and the reason for its value.
+//!
+//! `gateway.toml` overrides any of them; the README lists them with the config key that does.
+
+use std::time::Duration;
+
+/// Listen address: loopback, so a fresh install is never exposed by accident.
+pub const LISTEN_ADDR: &str = "127.0.0.1:8080";
+/// Time a client gets to send a complete request head; defeats slowloris.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head accepted (hyper's read buffer); nginx's default is 8 KiB per line, 32 KiB total.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// A keep-alive connection with no traffic for this long is closed gracefully (nginx: 75 s, HAProxy: 60 s).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections held at once; beyond it new connections wait in the kernel backlog.
+pub const MAX_CONNECTIONS: usize = 10_000;
+/// How long in-flight requests may run after SIGTERM before the process exits anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A TLS client that has not finished its handshake by then is dropped; it holds a connection slot.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 streams a single connection may run at once (Envoy and Go use 100-250).
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 200;
+
+/// Upstream TCP (and TLS) connect timeout: a healthy upstream on a LAN connects in milliseconds.
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time for the upstream to send its response head; nginx's proxy_read_timeout is 60 s.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle pooled upstream connections are closed after this (hyper-util's default).
+pub const UPSTREAM_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle pooled connections kept per upstream host.
+pub const UPSTREAM_POOL_MAX_IDLE_PER_HOST: usize = 256;
+
+/// Clock skew tolerated on `exp`/`nbf`/`iat`: the same operator runs issuer and verifier, so keep it small.
+pub const TOKEN_LEEWAY: Duration = Duration::from_secs(30);
+/// Lifetime of issued tokens, as the original API documents.
+pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
+/// Longest `Authorization` value considered; real tokens are < 2 KiB, a cap keeps parsing cheap.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// HS256 keys shorter than the hash output are guessable (RFC 7518 §3.2 requires >= 256 bits).
+pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+/// Development secret shipped in the default `gateway.toml`; the gateway warns loudly when it is in use.
+pub const DEV_JWT_SECRET: &str = "DEVELOPMENT-ONLY-jwt-secret-change-me-0123456789";
+/// Realm announced in `WWW-Authenticate`.
+pub const REALM: &str = "gateway";
+
+/// Identity header carrying the token's `sub`.
+pub const USER_HEADER: &str = "X-Auth-User";
+/// Identity header carrying the token's `name`.
+pub const NAME_HEADER: &str = "X-Auth-Name";
+
+/// Browsers cache a preflight answer this long (Chrome caps it at 2 h).
+pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Path the gateway answers logins on, as the original API.
+pub const LOGIN_PATH: &str = "/api/Auth";
+/// Largest login body read; a real one is < 3 KiB (a Turnstile token is at most 2048 characters).
+pub const MAX_LOGIN_BODY_BYTES: usize = 16 * 1024;
+/// Cloudflare's siteverify endpoint.
+pub const SITEVERIFY_URL: &str = "https://challenges.cloudflare.com/turnstile/v0/siteverify";
+/// A siteverify call slower than this fails closed.
+pub const SITEVERIFY_TIMEOUT: Duration = Duration::from_secs(5);
+/// siteverify calls in flight at once; more fail closed at once instead of piling up.
+pub const SITEVERIFY_MAX_CONCURRENT: usize = 64;
+/// Logins waiting for a hashing slot; beyond it the login gets 503 rather than queueing without bound.
+pub const HASH_QUEUE: usize = 256;
+/// argon2id memory for new hashes: OWASP's m=19 MiB, t=2, p=1 setting.
+pub const ARGON2_MEMORY_KIB: u32 = 19_456;
+/// argon2id passes for new hashes (OWASP).
+pub const ARGON2_ITERATIONS: u32 = 2;
+/// argon2id lanes for new hashes (OWASP).
+pub const ARGON2_PARALLELISM: u32 = 1;
+/// Users file used when `[users]` names none.
+pub const USERS_FILE: &str = "users.toml";
+/// How often the users file's modification time is checked.
+pub const USERS_RELOAD_INTERVAL: Duration = Duration::from_secs(2);

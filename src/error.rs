@@ -1,0 +1,128 @@
+//! `GatewayError`: every way a request can fail, and the one place that decides the status code for each.
+//!
+//! The match in `into_response` is exhaustive with no wildcard, so a new variant must be given a status here.
+//! Detail goes to the log (via `Display`), never to the client.
+
+use crate::auth::AuthError;
+use crate::body::ResBody;
+use crate::forward::UpstreamError;
+use crate::response;
+use crate::routing::path::PathError;
+use http::{Response, StatusCode};
+
+/// Why a request is refused before it reaches a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadRequest {
+    /// HTTP/1.1 without `Host` (RFC 9112 §3.2).
+    #[error("missing Host")]
+    MissingHost,
+    /// Several `Host` headers, or one that is not a valid authority.
+    #[error("invalid or repeated Host")]
+    BadHost,
+    /// The path cannot be normalised.
+    #[error("bad path: {0}")]
+    Path(PathError),
+}
+
+/// Any failure of a request.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Malformed request.
+    #[error("bad request: {0}")]
+    BadRequest(BadRequest),
+    /// No acceptable credentials on a protected route.
+    #[error("unauthenticated: {0}")]
+    Auth(AuthError),
+    /// Authenticated, but no route matches.
+    #[error("no route")]
+    NotFound,
+    /// The path exists but not for this method (the login endpoint is POST only).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The upstream failed.
+    #[error("upstream: {0}")]
+    Upstream(UpstreamError),
+}
+
+impl From<AuthError> for GatewayError {
+    fn from(e: AuthError) -> Self {
+        GatewayError::Auth(e)
+    }
+}
+
+impl From<UpstreamError> for GatewayError {
+    fn from(e: UpstreamError) -> Self {
+        GatewayError::Upstream(e)
+    }
+}
+
+impl From<BadRequest> for GatewayError {
+    fn from(e: BadRequest) -> Self {
+        GatewayError::BadRequest(e)
+    }
+}
+
+impl GatewayError {
+    /// The response the client sees.
+    pub fn into_response(self) -> Response<ResBody> {
+        match self {
+            GatewayError::BadRequest(_) => response::empty(StatusCode::BAD_REQUEST),
+            GatewayError::Auth(AuthError::Missing | AuthError::NotBearer) => response::unauthorized(None),
+            GatewayError::Auth(AuthError::Duplicate) => {
+                let mut r = response::unauthorized(Some("invalid_request"));
+                *r.status_mut() = StatusCode::BAD_REQUEST;
+                r
+            }
+            GatewayError::Auth(AuthError::TooLong | AuthError::Invalid(_)) => {
+                response::unauthorized(Some("invalid_token"))
+            }
+            GatewayError::NotFound => response::empty(StatusCode::NOT_FOUND),
+            GatewayError::MethodNotAllowed => {
+                let mut r = response::empty(StatusCode::METHOD_NOT_ALLOWED);
+                r.headers_mut()
+                    .insert(http::header::ALLOW, http::HeaderValue::from_static("POST, OPTIONS"));
+                r
+            }
+            GatewayError::Upstream(
+                UpstreamError::Connect(_) | UpstreamError::Protocol(_) | UpstreamError::BadRequest(_),
+            ) => response::text(StatusCode::BAD_GATEWAY, "Bad Gateway\n"),
+            GatewayError::Upstream(UpstreamError::ConnectTimeout | UpstreamError::Timeout) => {
+                response::text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::TokenError;
+
+    fn status(e: GatewayError) -> (u16, Option<String>) {
+        let r = e.into_response();
+        let challenge = r
+            .headers()
+            .get(http::header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), challenge)
+    }
+
+    #[test]
+    fn each_error_has_its_status() {
+        assert_eq!(status(BadRequest::MissingHost.into()).0, 400);
+        assert_eq!(status(BadRequest::Path(PathError::BadEscape).into()).0, 400);
+        assert_eq!(status(AuthError::Missing.into()), (401, Some("Bearer realm=\"gateway\"".into())));
+        assert_eq!(status(AuthError::NotBearer.into()).0, 401);
+        let (code, ch) = status(AuthError::Invalid(TokenError::Expired).into());
+        assert_eq!(code, 401);
+        assert!(ch.unwrap().contains("error=\"invalid_token\""));
+        assert_eq!(status(AuthError::TooLong.into()).0, 401);
+        assert_eq!(status(AuthError::Duplicate.into()).0, 400);
+        assert_eq!(status(GatewayError::NotFound).0, 404);
+        assert_eq!(status(GatewayError::MethodNotAllowed).0, 405);
+        assert_eq!(status(UpstreamError::Connect("refused".into()).into()).0, 502);
+        assert_eq!(status(UpstreamError::Protocol("reset".into()).into()).0, 502);
+        assert_eq!(status(UpstreamError::Timeout.into()).0, 504);
+        assert_eq!(status(UpstreamError::ConnectTimeout.into()).0, 504);
+    }
+}

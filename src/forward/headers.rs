@@ -1,0 +1,255 @@
+//! Header surgery for forwarding, in one place: hop-by-hop removal, identity stripping, X-Forwarded-*.
+//!
+//! - RFC 9110 §7.6.1: drop `Connection` and every field it names, plus the fixed hop-by-hop list (the RFC 2616
+//!   §13.5.1 list with erratum 4522, as Go's httputil and most Rust proxies use). An upgrade keeps `Upgrade`.
+//!   Dropping the fields named by `Connection` also defeats `Connection: X-Auth-User` tricks.
+//! - Identity headers the client sent are removed in any case and with `_` for `-`, because CGI/WSGI-style
+//!   upstreams read `X_Auth_User` as `X-Auth-User`.
+//! - `X-Forwarded-For` is appended to only when the peer is a trusted proxy, otherwise replaced, so a
+//!   client cannot forge its address (RFC 7239 §8.1 reasoning). `Forwarded` and `X-Real-IP` from
+//!   untrusted peers are dropped for the same reason.
+
+use http::header::{CONNECTION, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::net::IpAddr;
+
+/// `X-Forwarded-For`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Real-IP`.
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
+static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
+
+/// True for the fixed hop-by-hop fields (not counting those a `Connection` header names).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+        || name == PROXY_AUTHENTICATE
+        || name == PROXY_AUTHORIZATION
+        || name == TE
+        || name == TRAILER
+        || name == TRANSFER_ENCODING
+        || name == UPGRADE
+}
+
+/// True when the request asks for a protocol upgrade (`Connection: upgrade` with an `Upgrade` field).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(UPGRADE) && connection_has(headers, "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers.get_all(CONNECTION).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// Removes hop-by-hop fields; with `upgrade`, keeps `Upgrade` and re-sets `Connection: upgrade`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|s| s.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            if !(upgrade && name == UPGRADE) {
+                headers.remove(&name);
+            }
+        }
+    }
+    let upgrade_value = if upgrade { headers.remove(UPGRADE) } else { None };
+    for name in [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHENTICATE,
+        &PROXY_AUTHORIZATION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+    ] {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
+    }
+    if let Some(v) = upgrade_value {
+        headers.insert(UPGRADE, v);
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn fold(b: u8) -> u8 {
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
+    }
+}
+
+/// True when `sent` names `ours` up to case and `_`/`-` spelling.
+pub fn same_header(sent: &str, ours: &str) -> bool {
+    sent.len() == ours.len() && sent.bytes().zip(ours.bytes()).all(|(a, b)| fold(a) == fold(b))
+}
+
+/// Removes every client-sent copy of the given identity headers, whatever their spelling.
+pub fn strip_identity(headers: &mut HeaderMap, identity: &[HeaderName]) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| identity.iter().any(|ours| same_header(k.as_str(), ours.as_str())))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// What the gateway knows about the hop it received the request on.
+#[derive(Debug, Clone, Copy)]
+pub struct Hop<'a> {
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// The peer is a configured trusted proxy.
+    pub trusted: bool,
+    /// The client connected over TLS.
+    pub tls: bool,
+    /// The request's host (Host header or :authority), if any.
+    pub host: Option<&'a HeaderValue>,
+    /// `Via` protocol label: "1.1" or "2".
+    pub via: &'static str,
+}
+
+/// Sets `X-Forwarded-For/Proto/Host` and appends `Via` (RFC 9110 §7.6.3).
+pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
+    let peer = hop.peer.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| hop.trusted) {
+        Some(prev) => {
+            let mut v = Vec::with_capacity(prev.len() + 2 + peer.len());
+            v.extend_from_slice(prev.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(peer.as_bytes());
+            HeaderValue::from_bytes(&v).ok()
+        }
+        None => None,
+    };
+    let xff = xff.unwrap_or_else(|| HeaderValue::from_str(&peer).unwrap_or(HeaderValue::from_static("unknown")));
+    // A trusted proxy may send several XFF lines; they were folded into one above, so drop the rest.
+    headers.remove(&X_FORWARDED_FOR);
+    headers.insert(X_FORWARDED_FOR.clone(), xff);
+    if !(hop.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        let proto = if hop.tls { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if !(hop.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match hop.host {
+            Some(h) => {
+                headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+    if !hop.trusted {
+        headers.remove(FORWARDED);
+        headers.remove(&X_REAL_IP);
+    }
+    let via = if hop.via == "2" { "2 gateway" } else { "1.1 gateway" };
+    headers.append(VIA, HeaderValue::from_static(via));
+}
+
+/// Sets the Host header sent upstream.
+pub fn set_host(headers: &mut HeaderMap, host: HeaderValue) {
+    headers.insert(HOST, host);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_fields_are_removed() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Secret, x-auth-user"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("x-auth-user", "mallory"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic x"),
+            ("upgrade", "h2c"),
+            ("x-kept", "yes"),
+        ]);
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn upgrade_keeps_upgrade_and_connection() {
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("keep-alive", "1")]);
+        assert!(is_upgrade(&h));
+        remove_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+        assert!(!h.contains_key("keep-alive"));
+    }
+
+    #[test]
+    fn identity_headers_are_stripped_in_every_spelling() {
+        let mut h = map(&[
+            ("x-auth-user", "a"),
+            ("X_Auth_User", "b"),
+            ("x_auth-user", "c"),
+            ("x-auth-name", "d"),
+            ("x-auth-username", "kept"),
+        ]);
+        strip_identity(&mut h, &[HeaderName::from_static("x-auth-user"), HeaderName::from_static("x-auth-name")]);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-auth-username"));
+    }
+
+    #[test]
+    fn forwarded_for_is_replaced_for_untrusted_and_appended_for_trusted_peers() {
+        let host = HeaderValue::from_static("app.example");
+        let hop = |trusted| Hop {
+            peer: "10.0.0.7".parse().unwrap(),
+            trusted,
+            tls: true,
+            host: Some(&host),
+            via: "1.1",
+        };
+        let sent = [("x-forwarded-for", "6.6.6.6"), ("x-forwarded-host", "evil"), ("x-forwarded-proto", "http"), ("forwarded", "for=6.6.6.6")];
+        let mut h = map(&sent);
+        set_forwarded(&mut h, &hop(false));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
+        assert_eq!(h["x-forwarded-host"], "app.example");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(!h.contains_key("forwarded"));
+        assert_eq!(h["via"], "1.1 gateway");
+        let mut h = map(&sent);
+        set_forwarded(&mut h, &hop(true));
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 10.0.0.7");
+        assert_eq!(h["x-forwarded-host"], "evil");
+        assert_eq!(h["x-forwarded-proto"], "http");
+    }
+}

@@ -1,0 +1,204 @@
+//! Forwarding: turn an accepted request into an upstream request, send it, and stream the answer back.
+//!
+//! Bodies are streamed both ways, never collected. The upstream path is the normalised (and possibly
+//! rewritten) path the router matched, so the upstream never resolves a different resource than was checked.
+//! Upgrades (WebSocket) are spliced byte-for-byte once the upstream answers 101.
+
+pub mod client;
+pub mod headers;
+
+use crate::auth::Identity;
+use crate::body::ResBody;
+use crate::config::{IdentityConfig, RouteConfig};
+use client::UpstreamClient;
+use headers::Hop;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::error::Error as StdError;
+
+/// Why the upstream gave no usable response.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// TCP/TLS connection refused or failed.
+    #[error("connect: {0}")]
+    Connect(String),
+    /// The connection was not established within the route's connect timeout.
+    #[error("connect timeout")]
+    ConnectTimeout,
+    /// No response head within the route's timeout.
+    #[error("response timeout")]
+    Timeout,
+    /// The connection broke or the upstream spoke something that is not HTTP.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// The request could not be turned into an upstream request (bad path characters).
+    #[error("bad upstream request: {0}")]
+    BadRequest(String),
+}
+
+impl UpstreamError {
+    /// Stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect(_) => "connect",
+            UpstreamError::ConnectTimeout => "connect_timeout",
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::Protocol(_) => "protocol",
+            UpstreamError::BadRequest(_) => "bad_request",
+        }
+    }
+}
+
+/// Everything forwarding needs besides the request.
+pub struct Outbound<'a> {
+    pub route: &'a RouteConfig,
+    pub client: &'a UpstreamClient,
+    pub upstream_path: &'a str,
+    pub hop: Hop<'a>,
+    pub identity_cfg: &'a IdentityConfig,
+    /// Every identity header name, stripped from what the client sent.
+    pub identity_names: &'a [http::HeaderName],
+    /// The caller, on protected routes.
+    pub identity: Option<&'a Identity>,
+}
+
+/// Sends `req` upstream and returns the upstream's response, ready for the client.
+pub async fn forward(mut req: Request<Incoming>, out: Outbound<'_>) -> Result<Response<ResBody>, UpstreamError> {
+    let upgrade = headers::is_upgrade(req.headers());
+    let client_upgrade = if upgrade { Some(hyper::upgrade::on(&mut req)) } else { None };
+
+    let (mut parts, body) = req.into_parts();
+    let route = out.route;
+    let mut pq = String::with_capacity(out.upstream_path.len() + parts.uri.query().map_or(0, |q| q.len() + 1));
+    pq.push_str(out.upstream_path);
+    if let Some(q) = parts.uri.query() {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    parts.uri = Uri::builder()
+        .scheme(route.upstream.scheme.clone())
+        .authority(route.upstream.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+    // The pooled client speaks HTTP/1.1 upstream whatever the client used (an h2 request on an h1 pool errors).
+    parts.version = Version::HTTP_11;
+
+    let h = &mut parts.headers;
+    headers::remove_hop_by_hop(h, upgrade);
+    headers::strip_identity(h, out.identity_names);
+    if !out.identity_cfg.forward_authorization {
+        h.remove(http::header::AUTHORIZATION);
+    }
+    headers::set_forwarded(h, &out.hop);
+    let host = if route.preserve_host {
+        out.hop.host.cloned()
+    } else {
+        None
+    };
+    let host = match host {
+        Some(h) => h,
+        None => HeaderValue::from_str(route.upstream.authority.as_str())
+            .map_err(|e| UpstreamError::BadRequest(e.to_string()))?,
+    };
+    headers::set_host(h, host);
+    if let Some(id) = out.identity {
+        set_identity(h, out.identity_cfg, id);
+    }
+
+    let upstream_req = Request::from_parts(parts, body);
+    let response = match tokio::time::timeout(route.timeout, out.client.request(upstream_req)).await {
+        Err(_) => return Err(UpstreamError::Timeout),
+        Ok(Err(e)) => return Err(classify(&e)),
+        Ok(Ok(r)) => r,
+    };
+
+    let mut response = response;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            // A 101 nobody asked for cannot be relayed.
+            return Err(UpstreamError::Protocol("unsolicited 101".into()));
+        };
+        splice(client_upgrade, hyper::upgrade::on(&mut response));
+        let (mut parts, _) = response.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers, true);
+        return Ok(Response::from_parts(parts, Either::Right(Default::default())));
+    }
+    let (mut parts, body) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers, false);
+    Ok(Response::from_parts(parts, Either::Left(body)))
+}
+
+fn set_identity(h: &mut http::HeaderMap, cfg: &IdentityConfig, id: &Identity) {
+    // Raw UTF-8 bytes are allowed as obs-text; a value with control characters is left out rather than sent.
+    if let Ok(v) = HeaderValue::from_bytes(id.sub.as_bytes()) {
+        h.insert(cfg.user_header.clone(), v);
+    }
+    if let Some(name) = id.name.as_deref().and_then(|n| HeaderValue::from_bytes(n.as_bytes()).ok()) {
+        h.insert(cfg.name_header.clone(), name);
+    }
+    if let Some(extra) = &id.extra {
+        for (claim, header) in &cfg.claims {
+            let value = match extra.get(claim) {
+                None | Some(serde_json::Value::Null) => continue,
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Some(other) => other.to_string(),
+            };
+            if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+                h.insert(header.clone(), v);
+            }
+        }
+    }
+}
+
+fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    if e.is_connect() {
+        let mut source: Option<&(dyn StdError + 'static)> = e.source();
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::TimedOut {
+                    return UpstreamError::ConnectTimeout;
+                }
+            }
+            source = s.source();
+        }
+        return UpstreamError::Connect(chain(e));
+    }
+    UpstreamError::Protocol(chain(e))
+}
+
+fn chain(e: &dyn StdError) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Copies bytes both ways between the upgraded client and upstream connections until either closes.
+fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(error = %e, "upgraded connection closed with an error");
+        }
+    });
+}

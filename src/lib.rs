@@ -1,0 +1,24 @@
+//! The gateway: a reverse proxy that authenticates every request before a legacy backend sees it.
+//!
+//! Request path, one module per stage: `listener` (accept, limits, drain) → `tls` → `server` (the hyper
+//! service) → `routing` (normalise path, pick route) → `auth` (Bearer token, login) → `forward` (headers,
+//! pooled client, streaming). `config` builds the validated settings, `state` the per-config runtime data,
+//! `error` maps every failure to its response.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod cors;
+pub mod defaults;
+pub mod error;
+pub mod forward;
+pub mod listener;
+pub mod response;
+pub mod routing;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod tls;
+
+pub use listener::{spawn, Running, StartError};

@@ -1,0 +1,311 @@
+//! Listener: bind, accept, cap connections, serve each on its own task, and drain on shutdown.
+//!
+//! The accept loop never waits on a client: the TLS handshake (bounded by a timeout) and HTTP serving run on
+//! the connection's task. At `max_connections` the loop stops accepting and new clients wait in the kernel
+//! backlog. Each connection is closed gracefully after `idle_timeout` without traffic. On shutdown the
+//! listener closes at once, every connection is asked to finish its in-flight requests, and after
+//! `drain_timeout` whatever is left is dropped.
+
+use crate::config::{Config, ServerConfig};
+use crate::server::{ConnInfo, Gateway};
+use crate::state::State;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("server.listen: cannot bind {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    /// TLS files unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// An upstream client could not be built.
+    #[error(transparent)]
+    Client(#[from] crate::forward::client::ClientError),
+}
+
+/// A running gateway.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the gateway has stopped (after `shutdown`, once drained or after the drain timeout).
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+
+    /// Shuts down and waits.
+    pub async fn stop(self) {
+        self.shutdown();
+        self.wait().await;
+    }
+}
+
+/// Binds the listener and serves in the background.
+pub async fn spawn(config: Config) -> Result<Running, StartError> {
+    let state = Arc::new(State::new(&config)?);
+    let tls = match &config.server.tls {
+        Some(t) => Some((TlsAcceptor::from(crate::tls::server_config(t)?), t.handshake_timeout)),
+        None => None,
+    };
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.server.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.server.listen,
+        source,
+    })?;
+    let shutdown = CancellationToken::new();
+    let done = tokio::spawn(accept_loop(
+        listener,
+        Gateway::new(state),
+        tls,
+        config.server,
+        shutdown.clone(),
+    ));
+    Ok(Running { addr, shutdown, done })
+}
+
+fn http_builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout)
+        .max_buf_size(cfg.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(cfg.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    gateway: Gateway,
+    tls: Option<(TlsAcceptor, Duration)>,
+    cfg: ServerConfig,
+    shutdown: CancellationToken,
+) {
+    let builder = Arc::new(http_builder(&cfg));
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let tracker = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.cancelled() => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors or a transient error: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let gateway = gateway.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let shutdown = shutdown.clone();
+        let idle = cfg.idle_timeout;
+        tracker.spawn(async move {
+            let _permit = permit;
+            serve_tcp(tcp, peer, gateway, builder, tls, idle, shutdown).await;
+        });
+    }
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(cfg.drain_timeout, tracker.wait()).await.is_err() {
+        tracing::warn!(remaining = tracker.len(), "drain timeout reached; dropping remaining connections");
+    }
+}
+
+async fn serve_tcp(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    gateway: Gateway,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<(TlsAcceptor, Duration)>,
+    idle: Duration,
+    shutdown: CancellationToken,
+) {
+    match tls {
+        None => serve_io(tcp, ConnInfo { peer, tls: false }, gateway, &builder, idle, shutdown).await,
+        Some((acceptor, handshake_timeout)) => {
+            let stream = tokio::select! {
+                r = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)) => match r {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            serve_io(stream, ConnInfo { peer, tls: true }, gateway, &builder, idle, shutdown).await
+        }
+    }
+}
+
+async fn serve_io<I>(
+    io: I,
+    conn: ConnInfo,
+    gateway: Gateway,
+    builder: &auto::Builder<TokioExecutor>,
+    idle: Duration,
+    shutdown: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new());
+    let io = ActivityIo {
+        inner: io,
+        activity: activity.clone(),
+    };
+    let svc = service_fn(move |req| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, Infallible>(gateway.handle(req, conn).await) }
+    });
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(connection);
+    let mut closing = false;
+    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            r = connection.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = shutdown.cancelled(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = tick.tick(), if !closing => {
+                if activity.idle_for() >= idle {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// Last time a connection moved bytes, as milliseconds since it was accepted.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let now = self.start.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// An IO wrapper that records when bytes last moved, for the idle timeout.
+struct ActivityIo<I> {
+    inner: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for ActivityIo<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for ActivityIo<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

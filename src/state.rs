@@ -1,0 +1,59 @@
+//! `State`: everything a request needs, built once from a validated `Config` (keys parsed, routes compiled,
+//! upstream clients pooled), so the request path reads it without locks or re-parsing.
+
+use crate::auth::token::TokenVerifier;
+use crate::config::{Config, IdentityConfig};
+use crate::cors::Cors;
+use crate::forward::client::{self, ClientError, UpstreamClient};
+use crate::routing::Router;
+use http::HeaderName;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// Shared, immutable per-configuration state.
+pub struct State {
+    pub router: Router,
+    /// One pooled client per route, same index as `router.routes()`.
+    pub clients: Vec<UpstreamClient>,
+    pub verifier: TokenVerifier,
+    pub identity: IdentityConfig,
+    /// Every header name that carries identity, stripped from client requests.
+    pub identity_names: Vec<HeaderName>,
+    pub max_token_bytes: usize,
+    pub trusted_proxies: Vec<IpNet>,
+    pub cors: Cors,
+}
+
+impl State {
+    /// Builds the state; fails only on upstream TLS setup.
+    pub fn new(config: &Config) -> Result<State, ClientError> {
+        let clients = config
+            .routes
+            .iter()
+            .map(client::build)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut identity_names = vec![config.identity.user_header.clone(), config.identity.name_header.clone()];
+        identity_names.extend(config.identity.claims.iter().map(|(_, h)| h.clone()));
+        let login_path = config.login.enabled.then_some(config.login.path.as_str());
+        Ok(State {
+            router: Router::new(config.routes.clone(), login_path),
+            clients,
+            verifier: TokenVerifier::new(&config.auth, !config.identity.claims.is_empty()),
+            identity: config.identity.clone(),
+            identity_names,
+            max_token_bytes: config.auth.max_token_bytes,
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            cors: Cors::new(&config.cors),
+        })
+    }
+
+    /// True when `ip` is a configured trusted proxy.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        // An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}
