@@ -3,6 +3,7 @@
 //! The match in `into_response` is exhaustive with no wildcard, so a new variant must be given a status here.
 //! Detail goes to the log (via `Display`), never to the client.
 
+use crate::auth::login::LoginError;
 use crate::auth::AuthError;
 use crate::body::ResBody;
 use crate::forward::UpstreamError;
@@ -42,6 +43,15 @@ pub enum GatewayError {
     /// The upstream failed.
     #[error("upstream: {0}")]
     Upstream(UpstreamError),
+    /// The login endpoint refused.
+    #[error("login: {0}")]
+    Login(LoginError),
+}
+
+impl From<LoginError> for GatewayError {
+    fn from(e: LoginError) -> Self {
+        GatewayError::Login(e)
+    }
 }
 
 impl From<AuthError> for GatewayError {
@@ -89,6 +99,27 @@ impl GatewayError {
             GatewayError::Upstream(UpstreamError::ConnectTimeout | UpstreamError::Timeout) => {
                 response::text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
             }
+            GatewayError::Login(LoginError::BadContentType | LoginError::BadJson | LoginError::BodyRead(_)) => {
+                response::empty(StatusCode::BAD_REQUEST)
+            }
+            GatewayError::Login(LoginError::TooLarge) => response::empty(StatusCode::PAYLOAD_TOO_LARGE),
+            // Every credential or captcha failure is the same bare 401: nothing tells them apart.
+            GatewayError::Login(
+                LoginError::Captcha(_)
+                | LoginError::CaptchaReplayed
+                | LoginError::CaptchaNotConfigured
+                | LoginError::UnknownUser
+                | LoginError::Inactive
+                | LoginError::BadPassword,
+            ) => response::unauthorized(None),
+            GatewayError::Login(LoginError::Store(_)) => response::empty(StatusCode::SERVICE_UNAVAILABLE),
+            GatewayError::Login(LoginError::Busy) => {
+                let mut r = response::empty(StatusCode::SERVICE_UNAVAILABLE);
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                r
+            }
+            GatewayError::Login(LoginError::Token(_)) => response::empty(StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 }
@@ -124,5 +155,21 @@ mod tests {
         assert_eq!(status(UpstreamError::Protocol("reset".into()).into()).0, 502);
         assert_eq!(status(UpstreamError::Timeout.into()).0, 504);
         assert_eq!(status(UpstreamError::ConnectTimeout.into()).0, 504);
+        assert_eq!(status(LoginError::BadJson.into()).0, 400);
+        assert_eq!(status(LoginError::BadContentType.into()).0, 400);
+        assert_eq!(status(LoginError::TooLarge.into()).0, 413);
+        assert_eq!(status(LoginError::Busy.into()).0, 503);
+        assert_eq!(status(LoginError::Store(crate::users::StoreError::Unavailable("x".into())).into()).0, 503);
+        let bare = status(LoginError::UnknownUser.into());
+        assert_eq!(bare.0, 401);
+        for e in [
+            LoginError::Inactive,
+            LoginError::BadPassword,
+            LoginError::CaptchaReplayed,
+            LoginError::CaptchaNotConfigured,
+            LoginError::Captcha(crate::auth::turnstile::CaptchaError::Timeout),
+        ] {
+            assert_eq!(status(e.into()), bare);
+        }
     }
 }

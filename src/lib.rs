@@ -20,5 +20,6 @@ pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod users;
 
 pub use listener::{spawn, Running, StartError};

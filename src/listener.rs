@@ -39,7 +39,7 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     /// An upstream client could not be built.
     #[error(transparent)]
-    Client(#[from] crate::forward::client::ClientError),
+    State(#[from] crate::state::StateError),
 }
 
 /// A running gateway.
@@ -48,6 +48,7 @@ pub struct Running {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -59,6 +60,9 @@ impl Running {
     /// Waits until the gateway has stopped (after `shutdown`, once drained or after the drain timeout).
     pub async fn wait(self) {
         let _ = self.done.await;
+        for task in &self.background {
+            task.abort();
+        }
     }
 
     /// Shuts down and waits.
@@ -85,6 +89,10 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         addr: config.server.listen,
         source,
     })?;
+    let mut background = Vec::new();
+    if let Some(file) = &state.users_file {
+        background.push(file.clone().watch(config.users.reload_interval));
+    }
     let shutdown = CancellationToken::new();
     let done = tokio::spawn(accept_loop(
         listener,
@@ -93,7 +101,12 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         config.server,
         shutdown.clone(),
     ));
-    Ok(Running { addr, shutdown, done })
+    Ok(Running {
+        addr,
+        shutdown,
+        done,
+        background,
+    })
 }
 
 fn http_builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
@@ -122,6 +135,8 @@ async fn accept_loop(
     let builder = Arc::new(http_builder(&cfg));
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let tracker = TaskTracker::new();
+    // Cancelled when the drain timeout expires: every connection still open is then dropped.
+    let force = CancellationToken::new();
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -145,15 +160,22 @@ async fn accept_loop(
         let tls = tls.clone();
         let shutdown = shutdown.clone();
         let idle = cfg.idle_timeout;
+        let force = force.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            serve_tcp(tcp, peer, gateway, builder, tls, idle, shutdown).await;
+            tokio::select! {
+                _ = serve_tcp(tcp, peer, gateway, builder, tls, idle, shutdown) => {}
+                _ = force.cancelled() => {}
+            }
         });
     }
     drop(listener);
     tracker.close();
     if tokio::time::timeout(cfg.drain_timeout, tracker.wait()).await.is_err() {
         tracing::warn!(remaining = tracker.len(), "drain timeout reached; dropping remaining connections");
+        // Without this the tasks would outlive `Running::wait` and keep serving (the process exit hid it).
+        force.cancel();
+        tracker.wait().await;
     }
 }
 

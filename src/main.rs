@@ -21,6 +21,18 @@ enum Command {
     Serve,
     /// Load and validate the configuration, print the effective routes, and exit.
     CheckConfig,
+    /// Read a password (stdin, or a prompt without echo) and print its argon2id hash for the users file.
+    HashPassword {
+        /// argon2 memory in KiB (default from [login.hashing], else OWASP's 19456).
+        #[arg(long)]
+        memory_kib: Option<u32>,
+        /// argon2 passes (default 2).
+        #[arg(long)]
+        iterations: Option<u32>,
+        /// argon2 lanes (default 1).
+        #[arg(long)]
+        parallelism: Option<u32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -29,6 +41,11 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config),
         Command::CheckConfig => check_config(&cli.config),
+        Command::HashPassword {
+            memory_kib,
+            iterations,
+            parallelism,
+        } => hash_password(&cli.config, memory_kib, iterations, parallelism),
     }
 }
 
@@ -44,9 +61,24 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(e) = gateway::state::State::new(&config) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
+    let state = match gateway::state::State::new(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(file) = &state.users_file {
+        match file.len() {
+            Some(n) => println!("users: {} ({n} users)", file.path().display()),
+            None => {
+                eprintln!("error: users.file: {} could not be loaded (see the log above)", file.path().display());
+                return ExitCode::from(2);
+            }
+        }
+        if state.login.as_ref().is_some_and(|l| !l.has_captcha()) {
+            println!("WARNING: no login.turnstile.secret: every login will fail (401)");
+        }
     }
     if let Some(tls) = &config.server.tls {
         if let Err(e) = gateway::tls::server_config(tls) {
@@ -83,6 +115,60 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         println!("WARNING: the development JWT secret is in use; set auth.secret / GATEWAY_AUTH__SECRET");
     }
     ExitCode::SUCCESS
+}
+
+fn hash_password(path: &std::path::Path, m: Option<u32>, t: Option<u32>, p: Option<u32>) -> ExitCode {
+    use gateway::auth::password::{hash_password, HashParams};
+    use std::io::{BufRead, IsTerminal};
+    // The config is optional here: it only supplies default parameters.
+    let defaults = Config::load(path).ok().map(|c| c.login.hashing);
+    let params = HashParams {
+        m_cost_kib: m.or(defaults.as_ref().map(|d| d.argon2_memory_kib)).unwrap_or(gateway::defaults::ARGON2_MEMORY_KIB),
+        t_cost: t.or(defaults.as_ref().map(|d| d.argon2_iterations)).unwrap_or(gateway::defaults::ARGON2_ITERATIONS),
+        p_cost: p.or(defaults.as_ref().map(|d| d.argon2_parallelism)).unwrap_or(gateway::defaults::ARGON2_PARALLELISM),
+    };
+    let password = if std::io::stdin().is_terminal() {
+        let first = match rpassword::prompt_password("Password: ") {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: cannot read the password: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match rpassword::prompt_password("Again: ") {
+            Ok(again) if again == first => first,
+            Ok(_) => {
+                eprintln!("error: the passwords differ");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("error: cannot read the password: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+            eprintln!("error: cannot read the password from stdin: {e}");
+            return ExitCode::FAILURE;
+        }
+        // Only the line ending is removed; the password is used exactly as typed.
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        eprintln!("error: empty password");
+        return ExitCode::FAILURE;
+    }
+    match hash_password(&password, &params) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn serve(path: &std::path::Path) -> ExitCode {

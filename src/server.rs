@@ -75,7 +75,27 @@ impl Gateway {
         }
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
         match state.router.route(host_str, &path) {
-            Routed::Login => Err(GatewayError::NotFound),
+            Routed::Login => {
+                let Some(login) = &state.login else {
+                    return Err(GatewayError::NotFound);
+                };
+                if req.method() != http::Method::POST {
+                    return Err(GatewayError::MethodNotAllowed);
+                }
+                let ip = client_ip(state, &req, conn);
+                match login.handle(req, ip).await {
+                    Ok(res) => Ok(res),
+                    Err(e) => {
+                        // The one place the causes are told apart: the log (and later metrics).
+                        tracing::info!(peer = %conn.peer, outcome = e.outcome(), reason = %e, "login refused");
+                        Err(e.into())
+                    }
+                }
+            }
+            Routed::Jwks => match &state.jwks {
+                Some(doc) => Ok(crate::response::json(http::StatusCode::OK, doc.to_vec())),
+                None => Err(GatewayError::NotFound),
+            },
             Routed::NotFound => {
                 // Authenticate first so that unauthenticated callers cannot probe which routes exist.
                 bearer::authenticate(req.headers(), &state.verifier, state.max_token_bytes)?;
@@ -111,6 +131,27 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The client's address: the peer, or behind trusted proxies the rightmost untrusted `X-Forwarded-For` entry.
+fn client_ip(state: &State, req: &Request<Incoming>, conn: ConnInfo) -> std::net::IpAddr {
+    let peer = conn.peer.ip();
+    if !state.is_trusted(peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all(crate::forward::headers::X_FORWARDED_FOR.clone())
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !state.is_trusted(*ip))
+        .unwrap_or(peer)
 }
 
 /// The request's host: the absolute-form or HTTP/2 authority if present (RFC 9112 §3.2.2), else exactly one

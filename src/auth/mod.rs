@@ -2,7 +2,13 @@
 
 pub mod bearer;
 pub mod error;
+pub mod hashing;
+pub mod jwks;
+pub mod login;
+pub mod password;
+pub mod replay;
 pub mod token;
+pub mod turnstile;
 
 pub use error::{AuthError, TokenError};
 

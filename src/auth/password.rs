@@ -134,7 +134,7 @@ pub enum HashError {
 }
 
 /// Which stored-hash format a dummy verification should cost the same as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DummyKind {
     /// argon2id with [`HashParams::default`]; what [`hash_password`] writes by default.
     #[default]
@@ -1039,4 +1039,31 @@ mod tests {
             assert_eq!(dummy_bytes[..header], real_bytes[..header], "{dummy}");
         }
     }
+}
+
+/// The dummy kind whose cost is closest to verifying `stored_hash`, so a store can pick the dummy that
+/// matches its users' hashes. Unknown formats map to the argon2id default.
+#[must_use]
+pub fn dummy_kind_of(stored_hash: &str) -> DummyKind {
+    if stored_hash.starts_with('$') {
+        return DummyKind::Argon2id;
+    }
+    match STANDARD.decode(stored_hash.as_bytes()).ok().as_deref() {
+        Some([ASPNET_V2_MARKER, ..]) => DummyKind::AspNetV2,
+        Some([ASPNET_V3_MARKER, 0, 0, 0, 2, ..]) => DummyKind::AspNetV3Net7,
+        Some([ASPNET_V3_MARKER, ..]) => DummyKind::AspNetV3Net6,
+        _ => DummyKind::Argon2id,
+    }
+}
+
+/// True when `stored_hash` looks like a supported format (cheap: no key derivation).
+#[must_use]
+pub fn is_known_format(stored_hash: &str) -> bool {
+    if ARGON2_PHC_PREFIXES.iter().any(|p| stored_hash.starts_with(p)) {
+        return true;
+    }
+    matches!(
+        STANDARD.decode(stored_hash.as_bytes()).ok().as_deref(),
+        Some([ASPNET_V2_MARKER | ASPNET_V3_MARKER, ..])
+    )
 }

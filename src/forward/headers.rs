@@ -9,7 +9,7 @@
 //!   client cannot forge its address (RFC 7239 §8.1 reasoning). `Forwarded` and `X-Real-IP` from
 //!   untrusted peers are dropped for the same reason.
 
-use http::header::{CONNECTION, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA};
+use http::header::{CONNECTION, COOKIE, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
@@ -39,13 +39,18 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == UPGRADE
 }
 
-/// True when the request asks for a protocol upgrade (`Connection: upgrade` with an `Upgrade` field).
+/// True when the request asks for a WebSocket upgrade (`Connection: upgrade` with `Upgrade: websocket`).
+///
+/// Only WebSocket is relayed: any other protocol (notably `h2c`) would hand the client a raw HTTP
+/// connection to the upstream after the single checked request, on which it could send further requests
+/// with forged identity headers and paths the gateway never saw ("h2c smuggling"). Such an `Upgrade` is
+/// dropped as hop-by-hop instead.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(UPGRADE) && connection_has(headers, "upgrade")
+    list_has(headers, &UPGRADE, "websocket") && list_has(headers, &CONNECTION, "upgrade")
 }
 
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers.get_all(CONNECTION).iter().any(|v| {
+fn list_has(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
         v.to_str()
             .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
             .unwrap_or(false)
@@ -169,6 +174,18 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
     headers.append(VIA, HeaderValue::from_static(via));
 }
 
+/// Joins the `Cookie` fields an HTTP/2 client may send separately into one, as an HTTP/1.1 hop needs
+/// (RFC 9113 §8.2.3: "MUST be concatenated ... using the two-octet delimiter of 0x3b, 0x20").
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let values: Vec<&[u8]> = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes).collect();
+    if values.len() < 2 {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&values.join(&b"; "[..])) {
+        headers.insert(COOKIE, v);
+    }
+}
+
 /// Sets the Host header sent upstream.
 pub fn set_host(headers: &mut HeaderMap, host: HeaderValue) {
     headers.insert(HOST, host);
@@ -212,6 +229,14 @@ mod tests {
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
         assert!(!h.contains_key("keep-alive"));
+    }
+
+    #[test]
+    fn only_websocket_is_an_upgrade() {
+        let h = map(&[("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c"), ("http2-settings", "AAMAAABkAAQAAP__")]);
+        assert!(!is_upgrade(&h));
+        assert!(is_upgrade(&map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "WebSocket")])));
+        assert!(!is_upgrade(&map(&[("upgrade", "websocket")])));
     }
 
     #[test]

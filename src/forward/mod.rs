@@ -83,6 +83,9 @@ pub async fn forward(mut req: Request<Incoming>, out: Outbound<'_>) -> Result<Re
         .path_and_query(pq)
         .build()
         .map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+    if parts.version == Version::HTTP_2 {
+        headers::join_cookies(&mut parts.headers);
+    }
     // The pooled client speaks HTTP/1.1 upstream whatever the client used (an h2 request on an h1 pool errors).
     parts.version = Version::HTTP_11;
 

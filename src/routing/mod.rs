@@ -15,6 +15,8 @@ use std::collections::HashMap;
 pub enum Routed<'a> {
     /// The login endpoint, answered by the gateway.
     Login,
+    /// The public JWKS document (asymmetric signing only).
+    Jwks,
     /// A configured route; `upstream_path` is the path to send (rewritten, base path prepended).
     Upstream {
         index: usize,
@@ -32,11 +34,12 @@ pub struct Router {
     any_host: HashMap<String, usize>,
     by_host: HashMap<String, HashMap<String, usize>>,
     login_path: Option<String>,
+    jwks: bool,
 }
 
 impl Router {
     /// Compiles validated routes; `login_path` is matched exactly (case-insensitively) when Some.
-    pub fn new(routes: Vec<RouteConfig>, login_path: Option<&str>) -> Router {
+    pub fn new(routes: Vec<RouteConfig>, login_path: Option<&str>, jwks: bool) -> Router {
         let mut any_host = HashMap::new();
         let mut by_host: HashMap<String, HashMap<String, usize>> = HashMap::new();
         for (i, r) in routes.iter().enumerate() {
@@ -55,6 +58,7 @@ impl Router {
             any_host,
             by_host,
             login_path: login_path.map(|p| p.trim_end_matches('/').to_ascii_lowercase()),
+            jwks,
         }
     }
 
@@ -71,6 +75,9 @@ impl Router {
             if p == login {
                 return Routed::Login;
             }
+        }
+        if self.jwks && path == crate::auth::jwks::JWKS_PATH {
+            return Routed::Jwks;
         }
         let host_table = host
             .map(strip_port)
@@ -153,13 +160,14 @@ mod tests {
     fn router(routes: &str) -> Router {
         let text = format!("[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\n{routes}");
         let c = Config::from_toml(&text).unwrap();
-        Router::new(c.routes, Some("/api/Auth"))
+        Router::new(c.routes, Some("/api/Auth"), false)
     }
 
     fn target(r: &Router, host: Option<&str>, path: &str) -> Option<(String, String)> {
         match r.route(host, path) {
             Routed::Upstream { route, upstream_path, .. } => Some((route.name.clone(), upstream_path)),
             Routed::Login => Some(("login".into(), String::new())),
+            Routed::Jwks => Some(("jwks".into(), String::new())),
             Routed::NotFound => None,
         }
     }

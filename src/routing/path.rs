@@ -6,6 +6,9 @@
 //! - percent-encoded unreserved characters are decoded (`%61` → `a`, `%2E` → `.`), other escapes are
 //!   kept with upper-case hex; `%2F` and `%5C` (encoded slashes) and `\` become `/`, as IIS treats them;
 //! - empty segments (`//`) are merged and `.`/`..` segments removed (`..` never climbs above `/`);
+//! - a segment that is empty, `.` or `..` once its `;` path parameters are cut off (`..;x`, `.;`, `;x`) counts
+//!   as that segment, parameters dropped, because Tomcat/Jetty cut parameters before resolving dot segments:
+//!   otherwise `/public/..;/admin` would match `/public` here and resolve to `/admin` there;
 //! - a malformed escape, an encoded NUL or a control character is refused (400).
 //!
 //! The normalised path is what the upstream receives, so it never sees a different path than was matched.
@@ -89,6 +92,9 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
     let mut last_was_dot = false;
     for seg in decoded.split(|&c| c == b'/') {
         last_was_dot = false;
+        // The segment's name without `;` parameters decides whether it is empty or a dot segment.
+        let name = seg.split(|&c| c == b';').next().unwrap_or(seg);
+        let seg = if matches!(name, b"" | b"." | b"..") { name } else { seg };
         match seg {
             b"" => {}
             b"." => last_was_dot = true,
@@ -116,7 +122,7 @@ fn needs_work(bytes: &[u8]) -> bool {
     let mut prev = 0u8;
     for (i, &b) in bytes.iter().enumerate() {
         match b {
-            b'%' | b'\\' => return true,
+            b'%' | b'\\' | b';' => return true,
             _ if b < 0x20 || b == 0x7f => return true,
             b'/' if prev == b'/' => return true,
             b'.' if prev == b'/' => {
@@ -162,6 +168,17 @@ mod tests {
         assert_eq!(normalise("/public%2f..%2fadmin").unwrap(), "/admin");
         assert_eq!(normalise("/public/..%5cadmin").unwrap(), "/admin");
         assert_eq!(normalise("/public\\..\\admin").unwrap(), "/admin");
+    }
+
+    #[test]
+    fn dot_and_empty_segments_with_path_parameters_are_dot_and_empty_segments() {
+        assert_eq!(normalise("/public/..;/admin").unwrap(), "/admin");
+        assert_eq!(normalise("/public/..;jsessionid=x/admin").unwrap(), "/admin");
+        assert_eq!(normalise("/public/%2e%2e;/admin").unwrap(), "/admin");
+        assert_eq!(normalise("/public/;x/../admin").unwrap(), "/admin");
+        assert_eq!(normalise("/a/.;x/b").unwrap(), "/a/b");
+        assert_eq!(normalise("/api;jsessionid=1").unwrap(), "/api;jsessionid=1");
+        assert_eq!(normalise("/a/b;v=1/c").unwrap(), "/a/b;v=1/c");
     }
 
     #[test]

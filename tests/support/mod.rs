@@ -73,6 +73,7 @@ pub fn route(prefix: &str, upstream: &str, extra: &str) -> String {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .expect("client")
@@ -102,4 +103,114 @@ pub fn raw_status(answer: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// Sends `GET <target>` (sent byte for byte, so paths are not normalised by a client) with `Connection: close`
+/// and any extra header lines (each ending in `\r\n`); returns the status and the whole answer.
+pub async fn raw_get(addr: SocketAddr, target: &str, extra_headers: &str) -> (u16, String) {
+    let req = format!("GET {target} HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n{extra_headers}\r\n");
+    let answer = raw_request(addr, req.as_bytes(), std::time::Duration::from_secs(5)).await;
+    (raw_status(&answer), answer)
+}
+
+/// Reads from `stream` until the peer closes it (EOF or error) and returns how long that took, or None if
+/// it was still open after `limit`. Bytes received meanwhile are appended to `got`.
+pub async fn closed_within(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+    got: &mut Vec<u8>,
+) -> Option<std::time::Duration> {
+    use tokio::io::AsyncReadExt;
+    let start = std::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Reads one response head (up to the blank line) from a keep-alive connection, within `limit`.
+/// Returns None on timeout or close. The response must have no body (or the caller reads it).
+pub async fn read_head(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while !out.ends_with(b"\r\n\r\n") {
+        match tokio::time::timeout_at(deadline, stream.read(&mut byte)).await {
+            Ok(Ok(1)) => out.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A users file in a temporary directory.
+pub struct UsersFile {
+    pub dir: tempfile::TempDir,
+    pub path: std::path::PathBuf,
+}
+
+impl UsersFile {
+    /// Writes `toml` as the users file.
+    pub fn new(toml: &str) -> UsersFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(&path, toml).unwrap();
+        UsersFile { dir, path }
+    }
+
+    /// Replaces the file's content (atomically, via rename, as editors and config managers do).
+    pub fn rewrite(&self, toml: &str) {
+        let tmp = self.dir.path().join("users.toml.tmp");
+        std::fs::write(&tmp, toml).unwrap();
+        std::fs::rename(&tmp, &self.path).unwrap();
+    }
+
+    /// The `[users]` + `[login]` fragment enabling login against this file and a siteverify URL.
+    pub fn login_toml(&self, siteverify_url: &str) -> String {
+        format!(
+            "[login]\nenabled = true\n[login.turnstile]\nsecret = \"{}\"\nsiteverify_url = \"{siteverify_url}\"\ntimeout = \"500ms\"\n[users]\nfile = {:?}\nreload_interval = \"100ms\"\n",
+            turnstile::PASS_SECRET,
+            self.path.display().to_string()
+        )
+    }
+}
+
+/// One `[[users]]` entry.
+pub fn user(name: &str, hash: &str, active: bool) -> String {
+    format!("[[users]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nactive = {active}\n")
+}
+
+/// Reads one response from a keep-alive connection: its head, then exactly `Content-Length` body bytes
+/// (no body when the header is absent). Returns None if that does not arrive within `limit`.
+pub async fn read_response(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    let head = tokio::time::timeout_at(deadline, read_head(stream, limit)).await.ok()??;
+    let len = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    tokio::time::timeout_at(deadline, stream.read_exact(&mut body)).await.ok()?.ok()?;
+    Some((head, body))
+}
+
+/// Sends raw bytes on a fresh connection and reads one response (see `read_response`); status 0 and an
+/// empty head if none arrived within 5 s.
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> (u16, String, Vec<u8>) {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    match read_response(&mut s, std::time::Duration::from_secs(5)).await {
+        Some((head, body)) => (raw_status(&head), head, body),
+        None => (0, String::new(), Vec::new()),
+    }
 }

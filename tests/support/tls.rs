@@ -37,6 +37,17 @@ impl TestCert {
         )
     }
 
+    /// A client that trusts only this certificate and offers both `h2` and `http/1.1` by ALPN, so the
+    /// server's choice decides the version.
+    pub fn client_alpn(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(self.cert_pem.as_bytes()).unwrap())
+            .build()
+            .unwrap()
+    }
+
     /// A client that trusts only this certificate.
     pub fn client(&self, http2_only: bool) -> reqwest::Client {
         let mut b = reqwest::Client::builder()

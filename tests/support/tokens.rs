@@ -63,3 +63,15 @@ pub fn tampered(user: &str, new_sub: &str) -> String {
     parts[1] = &payload;
     parts.join(".")
 }
+
+/// A valid token for `user` with extra claims merged in (they override the defaults).
+pub fn valid_with(user: &str, extra: &Value) -> String {
+    let n = now();
+    let mut claims = json!({"sub": user, "name": user, "iat": n, "nbf": n, "exp": n + 1800});
+    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    sign(&claims)
+}

@@ -1,0 +1,323 @@
+//! `POST /api/Auth`: exchanges a Turnstile token and credentials for a JWT, as the original API did.
+//!
+//! Security contract:
+//! - The captcha is checked first. A missing captcha never reaches Cloudflare; a replayed one is refused
+//!   locally; siteverify failures of any kind (rejected, timeout, unreachable, malformed) fail closed.
+//! - The user store is consulted only after the captcha passed.
+//! - Unknown user, inactive user, missing hash and wrong password are distinct `LoginError`s for logs and
+//!   metrics, and one identical bare 401 for the client. Every one of them costs one password verification:
+//!   unknown users and missing hashes verify against a dummy hash of the kind the store's users have, and
+//!   inactive users verify their real hash before being refused.
+//! - Store failures are 503, never 401, so an outage is not mistaken for bad credentials.
+//! - Hashing runs in the bounded `HashPool`; a saturated pool answers 503 at once.
+//! - Bodies are read with a limit; nothing from the request is echoed back or logged except the user name.
+
+use super::hashing::{Busy, HashPool};
+use super::password::{self, Verdict};
+use super::replay::SpentTokens;
+use super::token::TokenIssuer;
+use super::turnstile::{CaptchaError, Turnstile, TurnstileSettings};
+use crate::body::{self, BodyError, ResBody};
+use crate::config::LoginConfig;
+use crate::response;
+use crate::users::{normalise_name, StoreError, UserStore};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Spent captcha tokens remembered at most; ~100 bytes each.
+const SPENT_TOKENS_CAPACITY: usize = 100_000;
+
+/// Why a login did not produce a token.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Content type is not JSON.
+    #[error("content type is not JSON")]
+    BadContentType,
+    /// Body is not a JSON object with string fields.
+    #[error("malformed JSON body")]
+    BadJson,
+    /// Body over `login.max_body_bytes`.
+    #[error("body too large")]
+    TooLarge,
+    /// The client stopped sending the body.
+    #[error("body read failed: {0}")]
+    BodyRead(String),
+    /// Turnstile refused or could not be asked.
+    #[error("captcha: {0}")]
+    Captcha(CaptchaError),
+    /// The captcha token was already redeemed here.
+    #[error("captcha token replayed")]
+    CaptchaReplayed,
+    /// No Turnstile secret is configured, so no captcha can pass.
+    #[error("no Turnstile secret configured")]
+    CaptchaNotConfigured,
+    /// No such user.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The user's `Activo` flag is false.
+    #[error("inactive user")]
+    Inactive,
+    /// Wrong password, or the user has no usable hash.
+    #[error("bad password")]
+    BadPassword,
+    /// The user store failed.
+    #[error("{0}")]
+    Store(StoreError),
+    /// The hashing pool and its queue are full.
+    #[error("hashing pool busy")]
+    Busy,
+    /// Signing the token failed.
+    #[error("token signing failed: {0}")]
+    Token(String),
+}
+
+impl LoginError {
+    /// Outcome label for logs and metrics (the only place these causes are told apart).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            LoginError::BadContentType | LoginError::BadJson | LoginError::TooLarge | LoginError::BodyRead(_) => {
+                "bad_request"
+            }
+            LoginError::Captcha(_) | LoginError::CaptchaReplayed | LoginError::CaptchaNotConfigured => {
+                "captcha_failed"
+            }
+            LoginError::UnknownUser | LoginError::BadPassword => "bad_credentials",
+            LoginError::Inactive => "inactive",
+            LoginError::Store(_) => "store_error",
+            LoginError::Busy => "busy",
+            LoginError::Token(_) => "internal",
+        }
+    }
+}
+
+impl From<Busy> for LoginError {
+    fn from(_: Busy) -> Self {
+        LoginError::Busy
+    }
+}
+
+/// The login endpoint's state.
+pub struct Login {
+    turnstile: Option<Turnstile>,
+    spent: SpentTokens,
+    store: Arc<UserStore>,
+    pool: HashPool,
+    issuer: TokenIssuer,
+    max_body_bytes: usize,
+}
+
+/// The three fields of the original API, bound case-insensitively.
+#[derive(Debug, Default, PartialEq)]
+struct Credentials {
+    user_name: Option<String>,
+    password: Option<String>,
+    captcha: Option<String>,
+}
+
+impl Login {
+    /// Builds the endpoint; `turnstile` is None when no secret is configured (every login then fails closed).
+    pub fn new(cfg: &LoginConfig, store: Arc<UserStore>, issuer: TokenIssuer) -> Result<Login, String> {
+        let turnstile = match &cfg.turnstile.secret {
+            None => {
+                tracing::warn!("login.turnstile.secret is not set: every login will fail with 401 until it is");
+                None
+            }
+            Some(secret) => {
+                let mut s = TurnstileSettings::new(secret.clone());
+                s.siteverify_url = cfg.turnstile.siteverify_url.clone();
+                s.timeout = cfg.turnstile.timeout;
+                s.expected_hostname = cfg.turnstile.expected_hostname.clone();
+                s.expected_action = cfg.turnstile.expected_action.clone();
+                s.max_concurrent = cfg.turnstile.max_concurrent;
+                Some(Turnstile::new(s).map_err(|e| format!("login.turnstile: {e}"))?)
+            }
+        };
+        Ok(Login {
+            turnstile,
+            spent: SpentTokens::new(SPENT_TOKENS_CAPACITY),
+            store,
+            pool: HashPool::new(cfg.hashing.max_concurrent, cfg.hashing.max_queue),
+            issuer,
+            max_body_bytes: cfg.max_body_bytes,
+        })
+    }
+
+    /// True when a Turnstile secret is configured.
+    pub fn has_captcha(&self) -> bool {
+        self.turnstile.is_some()
+    }
+
+    /// The hashing pool (for metrics).
+    pub fn pool(&self) -> &HashPool {
+        &self.pool
+    }
+
+    /// Handles one login request; `client_ip` is sent to siteverify as `remoteip`.
+    pub async fn handle(&self, req: Request<Incoming>, client_ip: IpAddr) -> Result<Response<ResBody>, LoginError> {
+        if !is_json(req.headers()) {
+            return Err(LoginError::BadContentType);
+        }
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return Err(LoginError::TooLarge);
+        }
+        let bytes = body::collect_limited(req.into_body(), self.max_body_bytes)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => LoginError::TooLarge,
+                BodyError::Read(m) => LoginError::BodyRead(m),
+            })?;
+        let creds = parse(&bytes)?;
+
+        // 1. Captcha, before anything about the user is looked at.
+        let captcha = creds.captcha.as_deref().unwrap_or("");
+        if captcha.trim().is_empty() {
+            return Err(LoginError::Captcha(CaptchaError::Missing));
+        }
+        if self.spent.is_spent(captcha) {
+            return Err(LoginError::CaptchaReplayed);
+        }
+        let turnstile = self.turnstile.as_ref().ok_or(LoginError::CaptchaNotConfigured)?;
+        turnstile.verify(captcha, Some(client_ip)).await.map_err(LoginError::Captcha)?;
+        self.spent.spend(captcha);
+
+        // 2. Credentials.
+        let user_name = creds.user_name.unwrap_or_default();
+        let password = creds.password.unwrap_or_default();
+        let record = if user_name.is_empty() {
+            None
+        } else {
+            self.store
+                .lookup(&normalise_name(&user_name))
+                .await
+                .map_err(LoginError::Store)?
+        };
+        let hash = record.as_ref().and_then(|r| r.password_hash.clone());
+        let dummy = self.store.dummy_kind();
+        let verdict = self
+            .pool
+            .run(move || {
+                let verdict = match &hash {
+                    Some(h) => password::verify(h, &password),
+                    None => Verdict::UnknownFormat,
+                };
+                // Same work for "no such user", "no hash" and "hash in an unknown format" as for a real check.
+                if verdict == Verdict::UnknownFormat {
+                    password::verify_dummy(dummy, &password);
+                }
+                verdict
+            })
+            .await?;
+        let record = record.ok_or(LoginError::UnknownUser)?;
+        if !record.active {
+            return Err(LoginError::Inactive);
+        }
+        match verdict {
+            Verdict::Match { rehash_recommended } => {
+                if rehash_recommended {
+                    tracing::debug!(user = %record.user_name, "password hash below current strength; rehash in the application");
+                }
+                let token = self
+                    .issuer
+                    .issue(&record.user_name, &record.claims)
+                    .map_err(|e| LoginError::Token(e.to_string()))?;
+                tracing::info!(user = %record.user_name, outcome = "success", "login");
+                let body = serde_json::to_vec(&serde_json::json!({ "token": token }))
+                    .map_err(|e| LoginError::Token(e.to_string()))?;
+                Ok(response::json(StatusCode::OK, body))
+            }
+            Verdict::Mismatch | Verdict::UnknownFormat => Err(LoginError::BadPassword),
+        }
+    }
+}
+
+/// `application/json`, `text/json` or `application/*+json`, any parameters (as ASP.NET Core accepts).
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json"
+        || essence == "text/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Binds `UserName`, `Password`, `CaptchaToken` case-insensitively; null means absent; any other type is 400.
+fn parse(bytes: &[u8]) -> Result<Credentials, LoginError> {
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(bytes) else {
+        return Err(LoginError::BadJson);
+    };
+    let mut creds = Credentials::default();
+    for (key, value) in map {
+        let slot = if key.eq_ignore_ascii_case("username") {
+            &mut creds.user_name
+        } else if key.eq_ignore_ascii_case("password") {
+            &mut creds.password
+        } else if key.eq_ignore_ascii_case("captchatoken") {
+            &mut creds.captcha
+        } else {
+            // Unknown members are ignored, as ASP.NET model binding does.
+            continue;
+        };
+        let value = match value {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            _ => return Err(LoginError::BadJson),
+        };
+        // "UserName" and "userName" in one body: ambiguous, so refuse rather than guess.
+        if slot.is_some() && value.is_some() {
+            return Err(LoginError::BadJson);
+        }
+        if value.is_some() {
+            *slot = value;
+        }
+    }
+    Ok(creds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_bind_case_insensitively() {
+        let c = parse(br#"{"userName":"a","PASSWORD":"b","captchatoken":"c","extra":1}"#).unwrap();
+        assert_eq!(c.user_name.as_deref(), Some("a"));
+        assert_eq!(c.password.as_deref(), Some("b"));
+        assert_eq!(c.captcha.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn nulls_are_absent_and_wrong_types_are_refused() {
+        let c = parse(br#"{"UserName":null,"Password":"p"}"#).unwrap();
+        assert_eq!(c.user_name, None);
+        assert!(matches!(parse(br#"{"UserName":1}"#), Err(LoginError::BadJson)));
+        assert!(matches!(parse(br#"["UserName"]"#), Err(LoginError::BadJson)));
+        assert!(matches!(parse(b"not json"), Err(LoginError::BadJson)));
+        assert!(matches!(parse(br#"{"UserName":"a","username":"b"}"#), Err(LoginError::BadJson)));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let h = |v: &str| {
+            let mut m = http::HeaderMap::new();
+            m.insert(CONTENT_TYPE, v.parse().unwrap());
+            m
+        };
+        assert!(is_json(&h("application/json")));
+        assert!(is_json(&h("Application/JSON; charset=utf-8")));
+        assert!(is_json(&h("application/problem+json")));
+        assert!(is_json(&h("text/json")));
+        assert!(!is_json(&h("text/plain")));
+        assert!(!is_json(&h("application/x-www-form-urlencoded")));
+        assert!(!is_json(&http::HeaderMap::new()));
+    }
+}

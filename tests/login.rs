@@ -1,0 +1,320 @@
+//! `POST /api/Auth`: captcha first, then credentials; one identical bare 401 for every failure; the token.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use support::turnstile::{FakeTurnstile, Mode};
+use support::upstream::Upstream;
+use support::{client, route, tokens, user, TestGateway, UsersFile};
+
+/// Password of every test user. TEST FIXTURE.
+const PASSWORD: &str = "correct horse battery staple";
+/// ASP.NET Identity known-answer vectors for the password "my password" (../shared/specs.md).
+const ASPNET_V2: &str = "AAABAgMEBQYHCAkKCwwNDg+ukCEMDf0yyQ29NYubggHIVY0sdEUfdyeM+E1LtH1uJg==";
+const ASPNET_V3_NET7: &str = "AQAAAAIAAYagAAAAEAABAgMEBQYHCAkKCwwNDg/Q8A0WMKbtHQJQ2DHCdoEeeFBrgNlldq6vH4qX/CGqGQ==";
+
+fn argon2(password: &str) -> String {
+    let params = gateway::auth::password::HashParams::default();
+    gateway::auth::password::hash_password(password, &params).unwrap()
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh single-use captcha token the fake accepts.
+fn captcha(fake: &FakeTurnstile) -> String {
+    let t = format!("0.valid-test-token-{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    fake.add_valid_token(t.clone());
+    t
+}
+
+struct Env {
+    fake: FakeTurnstile,
+    users: UsersFile,
+    up: Upstream,
+    gw: TestGateway,
+}
+
+async fn env() -> Env {
+    let hash = argon2(PASSWORD);
+    let mut users = user("jdoe", &hash, true) + &user("retired", &hash, false);
+    users += &user("legacy2", ASPNET_V2, true);
+    users += &user("legacy3", ASPNET_V3_NET7, true);
+    users += "[[users]]\nname = \"nohash\"\nactive = true\n";
+    users += &format!("[[users]]\nname = \"Admin\"\npassword_hash = \"{hash}\"\nclaims = {{ role = \"admin\", groups = [\"a\", \"b\"] }}\n");
+    let users = UsersFile::new(&users);
+    env_with(users).await
+}
+
+async fn env_with(users: UsersFile) -> Env {
+    let fake = FakeTurnstile::start().await;
+    let up = Upstream::echo().await;
+    let gw = TestGateway::start(&[&users.login_toml(&fake.url()), &route("/", &up.url(), "")]).await;
+    Env { fake, users, up, gw }
+}
+
+async fn login(gw: &TestGateway, body: Value) -> reqwest::Response {
+    client().post(gw.url("/api/Auth")).json(&body).send().await.unwrap()
+}
+
+fn creds(e: &Env, user: &str, password: &str) -> Value {
+    json!({"UserName": user, "Password": password, "CaptchaToken": captcha(&e.fake)})
+}
+
+/// Status, headers (minus Date) and body, for byte-for-byte comparison of failures.
+async fn snapshot(res: reqwest::Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let status = res.status().as_u16();
+    let mut headers: Vec<(String, String)> = res
+        .headers()
+        .iter()
+        .filter(|(k, _)| k.as_str() != "date")
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    headers.sort();
+    (status, headers, res.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn valid_login_returns_a_30_minute_token_that_opens_protected_routes() {
+    let e = env().await;
+    let res = login(&e.gw, creds(&e, "jdoe", PASSWORD)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let body: Value = res.json().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_string();
+    assert_eq!(body.as_object().unwrap().len(), 1);
+
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.validate_nbf = true;
+    let claims = jsonwebtoken::decode::<Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_secret(support::SECRET.as_bytes()),
+        &v,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], "jdoe");
+    assert_eq!(claims["name"], "jdoe");
+    let (iat, exp) = (claims["iat"].as_u64().unwrap(), claims["exp"].as_u64().unwrap());
+    assert_eq!(exp - iat, 1800);
+    assert!(iat.abs_diff(tokens::now()) <= 5);
+    assert_eq!(claims["nbf"], claims["iat"]);
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
+
+    let res = client()
+        .get(e.gw.url("/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(e.up.last().one("x-auth-user").as_deref(), Some("jdoe"));
+}
+
+#[tokio::test]
+async fn every_login_failure_is_the_same_bare_401() {
+    let e = env().await;
+    let mut answers = Vec::new();
+    // Credentials failures (captcha valid).
+    for (user, password) in [("nobody", PASSWORD), ("retired", PASSWORD), ("jdoe", "wrong"), ("nohash", ""), ("", PASSWORD)] {
+        answers.push((user.to_string(), snapshot(login(&e.gw, creds(&e, user, password)).await).await));
+    }
+    // Captcha failures (credentials valid).
+    answers.push(("missing captcha".into(), snapshot(login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD})).await).await));
+    answers.push(("empty captcha".into(), snapshot(login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": ""})).await).await));
+    answers.push(("invalid captcha".into(), snapshot(login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": "forged"})).await).await));
+    let spent = captcha(&e.fake);
+    let ok = login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": spent})).await;
+    assert_eq!(ok.status(), 200);
+    answers.push(("replayed captcha".into(), snapshot(login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": spent})).await).await));
+    e.fake.set_mode(Mode::Status(500));
+    answers.push(("siteverify 500".into(), snapshot(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await).await));
+    e.fake.set_mode(Mode::Garbage);
+    answers.push(("siteverify garbage".into(), snapshot(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await).await));
+    e.fake.set_mode(Mode::Slow(Duration::from_secs(3)));
+    let started = std::time::Instant::now();
+    answers.push(("siteverify slow".into(), snapshot(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await).await));
+    assert!(started.elapsed() < Duration::from_secs(3), "the siteverify timeout bounds the login");
+
+    let (first_name, first) = &answers[0];
+    assert_eq!(first.0, 401, "{first_name}");
+    assert!(first.2.is_empty(), "no body");
+    for (name, a) in &answers {
+        assert_eq!(a, first, "{name} differs from {first_name}");
+    }
+}
+
+#[tokio::test]
+async fn missing_captcha_never_calls_siteverify_and_remoteip_is_sent() {
+    let e = env().await;
+    login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD})).await;
+    login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": "   "})).await;
+    assert_eq!(e.fake.calls(), 0);
+    assert_eq!(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await.status(), 200);
+    let sent = e.fake.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["remoteip"], "127.0.0.1");
+    assert_eq!(sent[0]["secret"], support::turnstile::PASS_SECRET);
+    assert!(sent[0]["idempotency_key"].as_str().is_some_and(|k| !k.is_empty()));
+}
+
+#[tokio::test]
+async fn captcha_is_checked_before_the_user_store() {
+    // A store that cannot answer (users file missing) gives 503 once the captcha passed...
+    let users = UsersFile::new("");
+    std::fs::remove_file(&users.path).unwrap();
+    let e = env_with(users).await;
+    assert_eq!(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await.status(), 503);
+    // ...but a failed captcha is a 401 without ever reaching the store.
+    let res = login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": "forged"})).await;
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn names_and_fields_are_case_insensitive_and_the_path_too() {
+    let e = env().await;
+    let body = json!({"userName": "JDOE", "password": PASSWORD, "captchaToken": captcha(&e.fake)});
+    let res = client().post(e.gw.url("/API/auth")).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let payload = token.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["sub"], "jdoe", "the stored spelling, not the typed one");
+}
+
+#[tokio::test]
+async fn aspnet_identity_hashes_log_in() {
+    let e = env().await;
+    assert_eq!(login(&e.gw, creds(&e, "legacy2", "my password")).await.status(), 200);
+    assert_eq!(login(&e.gw, creds(&e, "legacy3", "my password")).await.status(), 200);
+    assert_eq!(login(&e.gw, creds(&e, "legacy3", "My password")).await.status(), 401);
+}
+
+#[tokio::test]
+async fn extra_claims_from_the_users_file_reach_the_token() {
+    let e = env().await;
+    let res = login(&e.gw, creds(&e, "admin", PASSWORD)).await;
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let payload = token.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["role"], "admin");
+    assert_eq!(claims["groups"], json!(["a", "b"]));
+    assert_eq!(claims["sub"], "Admin");
+}
+
+#[tokio::test]
+async fn malformed_wrong_type_and_oversized_bodies() {
+    let e = env().await;
+    let post = |body: Vec<u8>, ct: &'static str| {
+        client().post(e.gw.url("/api/Auth")).header("content-type", ct).body(body).send()
+    };
+    for (body, ct, want) in [
+        (b"{not json".to_vec(), "application/json", 400),
+        (b"[]".to_vec(), "application/json", 400),
+        (br#"{"UserName": 5}"#.to_vec(), "application/json", 400),
+        (b"".to_vec(), "application/json", 400),
+        (br#"{"UserName":"jdoe"}"#.to_vec(), "text/plain", 400),
+        (b"UserName=jdoe".to_vec(), "application/x-www-form-urlencoded", 400),
+        (vec![b' '; 17 * 1024], "application/json", 413),
+    ] {
+        let res = post(body, ct).await.unwrap();
+        assert_eq!(res.status(), want, "{ct}");
+        assert!(res.bytes().await.unwrap().is_empty(), "nothing echoed back");
+    }
+    // A body that lies about its length is still cut at the limit (chunked, no Content-Length).
+    let chunks = futures_util::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024])));
+    let res = client()
+        .post(e.gw.url("/api/Auth"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(e.fake.calls(), 0);
+}
+
+#[tokio::test]
+async fn login_path_only_accepts_post() {
+    let e = env().await;
+    let res = client().get(e.gw.url("/api/Auth")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert!(res.headers()["allow"].to_str().unwrap().contains("POST"));
+}
+
+#[tokio::test]
+async fn users_file_changes_apply_without_restart_and_broken_files_are_ignored() {
+    let hash = argon2(PASSWORD);
+    let e = env_with(UsersFile::new(&user("first", &hash, true))).await;
+    assert_eq!(login(&e.gw, creds(&e, "second", PASSWORD)).await.status(), 401);
+    e.users.rewrite(&(user("first", &hash, true) + &user("second", &hash, true)));
+    let mut ok = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if login(&e.gw, creds(&e, "second", PASSWORD)).await.status() == 200 {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the new user can log in after the file changed");
+    // A broken file keeps the last good copy.
+    e.users.rewrite("[[users]]\nname = ");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(login(&e.gw, creds(&e, "second", PASSWORD)).await.status(), 200);
+    // Deactivating a user takes effect too.
+    e.users.rewrite(&(user("first", &hash, true) + &user("second", &hash, false)));
+    let mut refused = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if login(&e.gw, creds(&e, "second", PASSWORD)).await.status() == 401 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused);
+}
+
+#[tokio::test]
+async fn saturated_hash_pool_answers_503_and_proxied_traffic_flows() {
+    let hash = argon2(PASSWORD);
+    let users = UsersFile::new(&user("jdoe", &hash, true));
+    let fake = FakeTurnstile::start().await;
+    let up = Upstream::echo().await;
+    let pool = "[login.hashing]\nmax_concurrent = 1\nmax_queue = 1\n";
+    let gw = TestGateway::start(&[&users.login_toml(&fake.url()), pool, &route("/", &up.url(), "")]).await;
+    let gw = std::sync::Arc::new(gw);
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let t = format!("0.pool-{i}");
+        fake.add_valid_token(t.clone());
+        let gw = gw.clone();
+        tasks.push(tokio::spawn(async move {
+            login(&gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": t}))
+                .await
+                .status()
+                .as_u16()
+        }));
+    }
+    // Proxied traffic is served while the logins queue.
+    let res = client()
+        .get(gw.url("/x"))
+        .bearer_auth(tokens::valid("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+}
