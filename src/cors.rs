@@ -26,7 +26,11 @@ pub struct Cors {
 }
 
 fn join<T: AsRef<str>>(items: &[T]) -> HeaderValue {
-    let text = items.iter().map(|i| i.as_ref()).collect::<Vec<_>>().join(", ");
+    let text = items
+        .iter()
+        .map(|i| i.as_ref())
+        .collect::<Vec<_>>()
+        .join(", ");
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(""))
 }
 
@@ -43,9 +47,20 @@ impl Cors {
             any_origin: c.allow_any_origin,
             credentials: c.allow_credentials,
             methods: join(&methods),
-            headers: join(&c.allowed_headers.iter().map(|h| h.as_str()).collect::<Vec<_>>()),
-            expose: (!c.expose_headers.is_empty())
-                .then(|| join(&c.expose_headers.iter().map(|h| h.as_str()).collect::<Vec<_>>())),
+            headers: join(
+                &c.allowed_headers
+                    .iter()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            expose: (!c.expose_headers.is_empty()).then(|| {
+                join(
+                    &c.expose_headers
+                        .iter()
+                        .map(|h| h.as_str())
+                        .collect::<Vec<_>>(),
+                )
+            }),
             max_age: HeaderValue::from(c.max_age.as_secs()),
         }
     }
@@ -57,12 +72,15 @@ impl Cors {
         }
         let origin = headers.get(ORIGIN)?;
         let text = origin.to_str().ok()?;
-        (self.any_origin || self.origins.iter().any(|o| o.eq_ignore_ascii_case(text))).then(|| origin.clone())
+        (self.any_origin || self.origins.iter().any(|o| o.eq_ignore_ascii_case(text)))
+            .then(|| origin.clone())
     }
 
     /// True for a CORS preflight (RFC: OPTIONS with Origin and Access-Control-Request-Method).
     pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
-        method == Method::OPTIONS && headers.contains_key(ORIGIN) && headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+        method == Method::OPTIONS
+            && headers.contains_key(ORIGIN)
+            && headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
     }
 
     /// The answer to a preflight from an allowed origin (the browser enforces the lists).
@@ -72,7 +90,12 @@ impl Cors {
         h.insert(ACCESS_CONTROL_ALLOW_METHODS, self.methods.clone());
         h.insert(ACCESS_CONTROL_ALLOW_HEADERS, self.headers.clone());
         h.insert(ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
-        h.append(VARY, HeaderValue::from_static("Access-Control-Request-Method, Access-Control-Request-Headers"));
+        h.append(
+            VARY,
+            HeaderValue::from_static(
+                "Access-Control-Request-Method, Access-Control-Request-Headers",
+            ),
+        );
         res
     }
 
@@ -86,7 +109,10 @@ impl Cors {
             h.append(VARY, HeaderValue::from_static("Origin"));
         }
         if self.credentials {
-            h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
         if let Some(e) = &self.expose {
             h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, e.clone());

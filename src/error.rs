@@ -77,7 +77,9 @@ impl GatewayError {
     pub fn into_response(self) -> Response<ResBody> {
         match self {
             GatewayError::BadRequest(_) => response::empty(StatusCode::BAD_REQUEST),
-            GatewayError::Auth(AuthError::Missing | AuthError::NotBearer) => response::unauthorized(None),
+            GatewayError::Auth(AuthError::Missing | AuthError::NotBearer) => {
+                response::unauthorized(None)
+            }
             GatewayError::Auth(AuthError::Duplicate) => {
                 let mut r = response::unauthorized(Some("invalid_request"));
                 *r.status_mut() = StatusCode::BAD_REQUEST;
@@ -89,20 +91,26 @@ impl GatewayError {
             GatewayError::NotFound => response::empty(StatusCode::NOT_FOUND),
             GatewayError::MethodNotAllowed => {
                 let mut r = response::empty(StatusCode::METHOD_NOT_ALLOWED);
-                r.headers_mut()
-                    .insert(http::header::ALLOW, http::HeaderValue::from_static("POST, OPTIONS"));
+                r.headers_mut().insert(
+                    http::header::ALLOW,
+                    http::HeaderValue::from_static("POST, OPTIONS"),
+                );
                 r
             }
             GatewayError::Upstream(
-                UpstreamError::Connect(_) | UpstreamError::Protocol(_) | UpstreamError::BadRequest(_),
+                UpstreamError::Connect(_)
+                | UpstreamError::Protocol(_)
+                | UpstreamError::BadRequest(_),
             ) => response::text(StatusCode::BAD_GATEWAY, "Bad Gateway\n"),
             GatewayError::Upstream(UpstreamError::ConnectTimeout | UpstreamError::Timeout) => {
                 response::text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
             }
-            GatewayError::Login(LoginError::BadContentType | LoginError::BadJson | LoginError::BodyRead(_)) => {
-                response::empty(StatusCode::BAD_REQUEST)
+            GatewayError::Login(
+                LoginError::BadContentType | LoginError::BadJson | LoginError::BodyRead(_),
+            ) => response::empty(StatusCode::BAD_REQUEST),
+            GatewayError::Login(LoginError::TooLarge) => {
+                response::empty(StatusCode::PAYLOAD_TOO_LARGE)
             }
-            GatewayError::Login(LoginError::TooLarge) => response::empty(StatusCode::PAYLOAD_TOO_LARGE),
             // Every credential or captcha failure is the same bare 401: nothing tells them apart.
             GatewayError::Login(
                 LoginError::Captcha(_)
@@ -112,14 +120,20 @@ impl GatewayError {
                 | LoginError::Inactive
                 | LoginError::BadPassword,
             ) => response::unauthorized(None),
-            GatewayError::Login(LoginError::Store(_)) => response::empty(StatusCode::SERVICE_UNAVAILABLE),
+            GatewayError::Login(LoginError::Store(_)) => {
+                response::empty(StatusCode::SERVICE_UNAVAILABLE)
+            }
             GatewayError::Login(LoginError::Busy) => {
                 let mut r = response::empty(StatusCode::SERVICE_UNAVAILABLE);
-                r.headers_mut()
-                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
                 r
             }
-            GatewayError::Login(LoginError::Token(_)) => response::empty(StatusCode::INTERNAL_SERVER_ERROR),
+            GatewayError::Login(LoginError::Token(_)) => {
+                response::empty(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 }
@@ -142,7 +156,10 @@ mod tests {
     fn each_error_has_its_status() {
         assert_eq!(status(BadRequest::MissingHost.into()).0, 400);
         assert_eq!(status(BadRequest::Path(PathError::BadEscape).into()).0, 400);
-        assert_eq!(status(AuthError::Missing.into()), (401, Some("Bearer realm=\"gateway\"".into())));
+        assert_eq!(
+            status(AuthError::Missing.into()),
+            (401, Some("Bearer realm=\"gateway\"".into()))
+        );
         assert_eq!(status(AuthError::NotBearer.into()).0, 401);
         let (code, ch) = status(AuthError::Invalid(TokenError::Expired).into());
         assert_eq!(code, 401);
@@ -151,15 +168,24 @@ mod tests {
         assert_eq!(status(AuthError::Duplicate.into()).0, 400);
         assert_eq!(status(GatewayError::NotFound).0, 404);
         assert_eq!(status(GatewayError::MethodNotAllowed).0, 405);
-        assert_eq!(status(UpstreamError::Connect("refused".into()).into()).0, 502);
-        assert_eq!(status(UpstreamError::Protocol("reset".into()).into()).0, 502);
+        assert_eq!(
+            status(UpstreamError::Connect("refused".into()).into()).0,
+            502
+        );
+        assert_eq!(
+            status(UpstreamError::Protocol("reset".into()).into()).0,
+            502
+        );
         assert_eq!(status(UpstreamError::Timeout.into()).0, 504);
         assert_eq!(status(UpstreamError::ConnectTimeout.into()).0, 504);
         assert_eq!(status(LoginError::BadJson.into()).0, 400);
         assert_eq!(status(LoginError::BadContentType.into()).0, 400);
         assert_eq!(status(LoginError::TooLarge.into()).0, 413);
         assert_eq!(status(LoginError::Busy.into()).0, 503);
-        assert_eq!(status(LoginError::Store(crate::users::StoreError::Unavailable("x".into())).into()).0, 503);
+        assert_eq!(
+            status(LoginError::Store(crate::users::StoreError::Unavailable("x".into())).into()).0,
+            503
+        );
         let bare = status(LoginError::UnknownUser.into());
         assert_eq!(bare.0, 401);
         for e in [

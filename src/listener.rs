@@ -76,7 +76,10 @@ impl Running {
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
     let state = Arc::new(State::new(&config)?);
     let tls = match &config.server.tls {
-        Some(t) => Some((TlsAcceptor::from(crate::tls::server_config(t)?), t.handshake_timeout)),
+        Some(t) => Some((
+            TlsAcceptor::from(crate::tls::server_config(t)?),
+            t.handshake_timeout,
+        )),
         None => None,
     };
     let listener = TcpListener::bind(config.server.listen)
@@ -171,8 +174,14 @@ async fn accept_loop(
     }
     drop(listener);
     tracker.close();
-    if tokio::time::timeout(cfg.drain_timeout, tracker.wait()).await.is_err() {
-        tracing::warn!(remaining = tracker.len(), "drain timeout reached; dropping remaining connections");
+    if tokio::time::timeout(cfg.drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = tracker.len(),
+            "drain timeout reached; dropping remaining connections"
+        );
         // Without this the tasks would outlive `Running::wait` and keep serving (the process exit hid it).
         force.cancel();
         tracker.wait().await;
@@ -189,7 +198,17 @@ async fn serve_tcp(
     shutdown: CancellationToken,
 ) {
     match tls {
-        None => serve_io(tcp, ConnInfo { peer, tls: false }, gateway, &builder, idle, shutdown).await,
+        None => {
+            serve_io(
+                tcp,
+                ConnInfo { peer, tls: false },
+                gateway,
+                &builder,
+                idle,
+                shutdown,
+            )
+            .await
+        }
         Some((acceptor, handshake_timeout)) => {
             let stream = tokio::select! {
                 r = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)) => match r {
@@ -205,7 +224,15 @@ async fn serve_tcp(
                 },
                 _ = shutdown.cancelled() => return,
             };
-            serve_io(stream, ConnInfo { peer, tls: true }, gateway, &builder, idle, shutdown).await
+            serve_io(
+                stream,
+                ConnInfo { peer, tls: true },
+                gateway,
+                &builder,
+                idle,
+                shutdown,
+            )
+            .await
         }
     }
 }
@@ -288,7 +315,11 @@ struct ActivityIo<I> {
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for ActivityIo<I> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -299,7 +330,11 @@ impl<I: AsyncRead + Unpin> AsyncRead for ActivityIo<I> {
 }
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for ActivityIo<I> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();

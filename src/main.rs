@@ -6,10 +6,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "gateway", version, about = "Authenticating reverse proxy for legacy HTTP backends")]
+#[command(
+    name = "gateway",
+    version,
+    about = "Authenticating reverse proxy for legacy HTTP backends"
+)]
 struct Cli {
     /// Configuration file.
-    #[arg(long, short, global = true, env = "GATEWAY_CONFIG", default_value = "gateway.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "GATEWAY_CONFIG",
+        default_value = "gateway.toml"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
@@ -72,7 +82,10 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         match file.len() {
             Some(n) => println!("users: {} ({n} users)", file.path().display()),
             None => {
-                eprintln!("error: users.file: {} could not be loaded (see the log above)", file.path().display());
+                eprintln!(
+                    "error: users.file: {} could not be loaded (see the log above)",
+                    file.path().display()
+                );
                 return ExitCode::from(2);
             }
         }
@@ -90,7 +103,11 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     println!(
         "listen: {}{}",
         config.server.listen,
-        if config.server.tls.is_some() { " (https)" } else { " (http)" }
+        if config.server.tls.is_some() {
+            " (https)"
+        } else {
+            " (http)"
+        }
     );
     if config.login.enabled {
         println!("login: POST {}", config.login.path);
@@ -100,10 +117,17 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         println!(
             "  {:<16} {}{} -> {}{}{}",
             r.name,
-            r.host.as_deref().map(|h| format!("{h}")).unwrap_or_default(),
+            r.host
+                .as_deref()
+                .map(|h| format!("{h}"))
+                .unwrap_or_default(),
             r.prefix,
             r.upstream.url,
-            if r.public { "  [public]" } else { "  [token required]" },
+            if r.public {
+                "  [public]"
+            } else {
+                "  [token required]"
+            },
             match &r.rewrite_prefix {
                 Some(p) if p.is_empty() => "  [prefix stripped]".to_string(),
                 Some(p) => format!("  [prefix -> {p}]"),
@@ -112,20 +136,33 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         );
     }
     if config.auth.dev_secret {
-        println!("WARNING: the development JWT secret is in use; set auth.secret / GATEWAY_AUTH__SECRET");
+        println!(
+            "WARNING: the development JWT secret is in use; set auth.secret / GATEWAY_AUTH__SECRET"
+        );
     }
     ExitCode::SUCCESS
 }
 
-fn hash_password(path: &std::path::Path, m: Option<u32>, t: Option<u32>, p: Option<u32>) -> ExitCode {
+fn hash_password(
+    path: &std::path::Path,
+    m: Option<u32>,
+    t: Option<u32>,
+    p: Option<u32>,
+) -> ExitCode {
     use gateway::auth::password::{hash_password, HashParams};
     use std::io::{BufRead, IsTerminal};
     // The config is optional here: it only supplies default parameters.
     let defaults = Config::load(path).ok().map(|c| c.login.hashing);
     let params = HashParams {
-        m_cost_kib: m.or(defaults.as_ref().map(|d| d.argon2_memory_kib)).unwrap_or(gateway::defaults::ARGON2_MEMORY_KIB),
-        t_cost: t.or(defaults.as_ref().map(|d| d.argon2_iterations)).unwrap_or(gateway::defaults::ARGON2_ITERATIONS),
-        p_cost: p.or(defaults.as_ref().map(|d| d.argon2_parallelism)).unwrap_or(gateway::defaults::ARGON2_PARALLELISM),
+        m_cost_kib: m
+            .or(defaults.as_ref().map(|d| d.argon2_memory_kib))
+            .unwrap_or(gateway::defaults::ARGON2_MEMORY_KIB),
+        t_cost: t
+            .or(defaults.as_ref().map(|d| d.argon2_iterations))
+            .unwrap_or(gateway::defaults::ARGON2_ITERATIONS),
+        p_cost: p
+            .or(defaults.as_ref().map(|d| d.argon2_parallelism))
+            .unwrap_or(gateway::defaults::ARGON2_PARALLELISM),
     };
     let password = if std::io::stdin().is_terminal() {
         let first = match rpassword::prompt_password("Password: ") {
@@ -177,7 +214,16 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Err(code) => return code,
     };
     gateway::telemetry::install_panic_hook();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // Default: one worker per core. GATEWAY_WORKER_THREADS pins it (benchmarks, CPU-limited containers).
+    if let Some(n) = std::env::var("GATEWAY_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

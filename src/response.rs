@@ -28,12 +28,20 @@ pub fn empty(status: StatusCode) -> Response<ResBody> {
 
 /// A response with a short fixed text body.
 pub fn text(status: StatusCode, body: &'static str) -> Response<ResBody> {
-    build(status, Bytes::from_static(body.as_bytes()), Some("text/plain; charset=utf-8"))
+    build(
+        status,
+        Bytes::from_static(body.as_bytes()),
+        Some("text/plain; charset=utf-8"),
+    )
 }
 
 /// A JSON response.
 pub fn json(status: StatusCode, body: Vec<u8>) -> Response<ResBody> {
-    build(status, Bytes::from(body), Some("application/json; charset=utf-8"))
+    build(
+        status,
+        Bytes::from(body),
+        Some("application/json; charset=utf-8"),
+    )
 }
 
 /// 401 with a Bearer challenge (RFC 6750 §3); `error` is set when a token was presented.
@@ -41,8 +49,16 @@ pub fn unauthorized(error: Option<&'static str>) -> Response<ResBody> {
     let mut res = empty(StatusCode::UNAUTHORIZED);
     let challenge = match error {
         None => HeaderValue::from_static(concat!("Bearer realm=\"", "gateway", "\"")),
-        Some("invalid_token") => HeaderValue::from_static(concat!("Bearer realm=\"", "gateway", "\", error=\"invalid_token\"")),
-        Some(_) => HeaderValue::from_static(concat!("Bearer realm=\"", "gateway", "\", error=\"invalid_request\"")),
+        Some("invalid_token") => HeaderValue::from_static(concat!(
+            "Bearer realm=\"",
+            "gateway",
+            "\", error=\"invalid_token\""
+        )),
+        Some(_) => HeaderValue::from_static(concat!(
+            "Bearer realm=\"",
+            "gateway",
+            "\", error=\"invalid_request\""
+        )),
     };
     debug_assert_eq!(REALM, "gateway");
     res.headers_mut().insert(WWW_AUTHENTICATE, challenge);

@@ -50,7 +50,9 @@ impl Gateway {
                     GatewayError::Upstream(u) => {
                         tracing::warn!(peer = %conn.peer, %method, kind = u.kind(), error = %u, "upstream failed")
                     }
-                    other => tracing::debug!(peer = %conn.peer, %method, error = %other, "request refused"),
+                    other => {
+                        tracing::debug!(peer = %conn.peer, %method, error = %other, "request refused")
+                    }
                 }
                 e.into_response()
             }
@@ -109,14 +111,22 @@ impl Gateway {
                 let identity = if route.public {
                     None
                 } else {
-                    Some(bearer::authenticate(req.headers(), &state.verifier, state.max_token_bytes)?)
+                    Some(bearer::authenticate(
+                        req.headers(),
+                        &state.verifier,
+                        state.max_token_bytes,
+                    )?)
                 };
                 let hop = Hop {
                     peer: conn.peer.ip(),
                     trusted: state.is_trusted(conn.peer.ip()),
                     tls: conn.tls,
                     host: host.as_ref(),
-                    via: if req.version() == Version::HTTP_2 { "2" } else { "1.1" },
+                    via: if req.version() == Version::HTTP_2 {
+                        "2"
+                    } else {
+                        "1.1"
+                    },
                 };
                 let out = Outbound {
                     route,
@@ -163,11 +173,15 @@ fn request_host(req: &Request<Incoming>) -> Result<Option<HeaderValue>, BadReque
         return Err(BadRequest::BadHost);
     }
     if let Some(auth) = req.uri().authority() {
-        return HeaderValue::from_str(auth.as_str()).map(Some).map_err(|_| BadRequest::BadHost);
+        return HeaderValue::from_str(auth.as_str())
+            .map(Some)
+            .map_err(|_| BadRequest::BadHost);
     }
     match first {
         Some(v) => {
-            let ok = v.to_str().ok().is_some_and(|s| !s.is_empty() && Authority::from_str(s).is_ok() && !s.contains('@'));
+            let ok = v.to_str().ok().is_some_and(|s| {
+                !s.is_empty() && Authority::from_str(s).is_ok() && !s.contains('@')
+            });
             if ok {
                 Ok(Some(v.clone()))
             } else {

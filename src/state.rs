@@ -3,17 +3,17 @@
 
 use crate::auth::login::Login;
 use crate::auth::token::{TokenIssuer, TokenVerifier};
-use crate::users::file::FileStore;
-use crate::users::UserStore;
-use bytes::Bytes;
-use std::sync::Arc;
 use crate::config::{Config, IdentityConfig};
 use crate::cors::Cors;
 use crate::forward::client::{self, ClientError, UpstreamClient};
 use crate::routing::Router;
+use crate::users::file::FileStore;
+use crate::users::UserStore;
+use bytes::Bytes;
 use http::HeaderName;
 use ipnet::IpNet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Shared, immutable per-configuration state.
 pub struct State {
@@ -54,18 +54,28 @@ impl State {
             .iter()
             .map(client::build)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut identity_names = vec![config.identity.user_header.clone(), config.identity.name_header.clone()];
+        let mut identity_names = vec![
+            config.identity.user_header.clone(),
+            config.identity.name_header.clone(),
+        ];
         identity_names.extend(config.identity.claims.iter().map(|(_, h)| h.clone()));
         let login_path = config.login.enabled.then_some(config.login.path.as_str());
-        let jwks = crate::auth::jwks::document(&config.auth).map_err(StateError::Login)?.map(Bytes::from);
+        let jwks = crate::auth::jwks::document(&config.auth)
+            .map_err(StateError::Login)?
+            .map(Bytes::from);
         let (login, users_file) = if config.login.enabled {
             let issuer = TokenIssuer::new(&config.auth).ok_or_else(|| {
-                StateError::Login("auth.private_key_file: required to issue tokens while login is enabled".into())
+                StateError::Login(
+                    "auth.private_key_file: required to issue tokens while login is enabled".into(),
+                )
             })?;
             let crate::config::UserStoreKind::File(path) = &config.users.store;
             let file = Arc::new(FileStore::open(path));
             let store = Arc::new(UserStore::File(file.clone()));
-            (Some(Login::new(&config.login, store, issuer).map_err(StateError::Login)?), Some(file))
+            (
+                Some(Login::new(&config.login, store, issuer).map_err(StateError::Login)?),
+                Some(file),
+            )
         } else {
             (None, None)
         };

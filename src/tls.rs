@@ -27,15 +27,20 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::Cert(format!("{}: {e}", cfg.cert.display())))?;
     if certs.is_empty() {
-        return Err(TlsError::Cert(format!("{}: no certificate found", cfg.cert.display())));
+        return Err(TlsError::Cert(format!(
+            "{}: no certificate found",
+            cfg.cert.display()
+        )));
     }
-    let key = PrivateKeyDer::from_pem_file(&cfg.key).map_err(|e| TlsError::Key(format!("{}: {e}", cfg.key.display())))?;
-    let mut config = ServerConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.key)
+        .map_err(|e| TlsError::Key(format!("{}: {e}", cfg.key.display())))?;
+    let mut config =
+        ServerConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

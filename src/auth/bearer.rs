@@ -57,7 +57,12 @@ mod tests {
 
     #[test]
     fn scheme_is_case_insensitive() {
-        for v in [&b"Bearer abc"[..], b"bearer abc", b"BEARER abc", b"Bearer  abc "] {
+        for v in [
+            &b"Bearer abc"[..],
+            b"bearer abc",
+            b"BEARER abc",
+            b"Bearer  abc ",
+        ] {
             assert_eq!(extract(&headers(&[v]), 100), Ok("abc"));
         }
     }
@@ -65,14 +70,38 @@ mod tests {
     #[test]
     fn shapes_that_are_not_a_bearer_token() {
         assert_eq!(extract(&HeaderMap::new(), 100), Err(AuthError::Missing));
-        assert_eq!(extract(&headers(&[b"Basic dXNlcjpwYXNz"]), 100), Err(AuthError::NotBearer));
-        assert_eq!(extract(&headers(&[b"Bearer"]), 100), Err(AuthError::NotBearer));
-        assert_eq!(extract(&headers(&[b"Bearertoken"]), 100), Err(AuthError::NotBearer));
-        assert_eq!(extract(&headers(&[b"Bearer  "]), 100), Err(AuthError::Invalid(TokenError::Malformed)));
-        assert_eq!(extract(&headers(&[b"Bearer a b"]), 100), Err(AuthError::Invalid(TokenError::Malformed)));
-        assert_eq!(extract(&headers(&[b"Bearer a", b"Bearer b"]), 100), Err(AuthError::Duplicate));
-        assert_eq!(extract(&headers(&[b"Bearer \xff\xfe"]), 100), Err(AuthError::Invalid(TokenError::Malformed)));
+        assert_eq!(
+            extract(&headers(&[b"Basic dXNlcjpwYXNz"]), 100),
+            Err(AuthError::NotBearer)
+        );
+        assert_eq!(
+            extract(&headers(&[b"Bearer"]), 100),
+            Err(AuthError::NotBearer)
+        );
+        assert_eq!(
+            extract(&headers(&[b"Bearertoken"]), 100),
+            Err(AuthError::NotBearer)
+        );
+        assert_eq!(
+            extract(&headers(&[b"Bearer  "]), 100),
+            Err(AuthError::Invalid(TokenError::Malformed))
+        );
+        assert_eq!(
+            extract(&headers(&[b"Bearer a b"]), 100),
+            Err(AuthError::Invalid(TokenError::Malformed))
+        );
+        assert_eq!(
+            extract(&headers(&[b"Bearer a", b"Bearer b"]), 100),
+            Err(AuthError::Duplicate)
+        );
+        assert_eq!(
+            extract(&headers(&[b"Bearer \xff\xfe"]), 100),
+            Err(AuthError::Invalid(TokenError::Malformed))
+        );
         let long = format!("Bearer {}", "a".repeat(101));
-        assert_eq!(extract(&headers(&[long.as_bytes()]), 100), Err(AuthError::TooLong));
+        assert_eq!(
+            extract(&headers(&[long.as_bytes()]), 100),
+            Err(AuthError::TooLong)
+        );
     }
 }

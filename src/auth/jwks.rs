@@ -10,13 +10,17 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// The serialised key set, or None for HMAC algorithms or when the gateway holds no private key.
 pub fn document(auth: &AuthConfig) -> Result<Option<Vec<u8>>, String> {
-    if matches!(auth.algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+    if matches!(
+        auth.algorithm,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    ) {
         return Ok(None);
     }
     let Some(key) = &auth.encoding_key else {
         return Ok(None);
     };
-    let mut jwk = Jwk::from_encoding_key(key, auth.algorithm).map_err(|e| format!("auth.private_key_file: {e}"))?;
+    let mut jwk = Jwk::from_encoding_key(key, auth.algorithm)
+        .map_err(|e| format!("auth.private_key_file: {e}"))?;
     jwk.common.key_id = auth.key_id.clone();
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     serde_json::to_vec(&JwkSet { keys: vec![jwk] })

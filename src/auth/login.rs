@@ -79,12 +79,13 @@ impl LoginError {
     /// Outcome label for logs and metrics (the only place these causes are told apart).
     pub fn outcome(&self) -> &'static str {
         match self {
-            LoginError::BadContentType | LoginError::BadJson | LoginError::TooLarge | LoginError::BodyRead(_) => {
-                "bad_request"
-            }
-            LoginError::Captcha(_) | LoginError::CaptchaReplayed | LoginError::CaptchaNotConfigured => {
-                "captcha_failed"
-            }
+            LoginError::BadContentType
+            | LoginError::BadJson
+            | LoginError::TooLarge
+            | LoginError::BodyRead(_) => "bad_request",
+            LoginError::Captcha(_)
+            | LoginError::CaptchaReplayed
+            | LoginError::CaptchaNotConfigured => "captcha_failed",
             LoginError::UnknownUser | LoginError::BadPassword => "bad_credentials",
             LoginError::Inactive => "inactive",
             LoginError::Store(_) => "store_error",
@@ -120,10 +121,16 @@ struct Credentials {
 
 impl Login {
     /// Builds the endpoint; `turnstile` is None when no secret is configured (every login then fails closed).
-    pub fn new(cfg: &LoginConfig, store: Arc<UserStore>, issuer: TokenIssuer) -> Result<Login, String> {
+    pub fn new(
+        cfg: &LoginConfig,
+        store: Arc<UserStore>,
+        issuer: TokenIssuer,
+    ) -> Result<Login, String> {
         let turnstile = match &cfg.turnstile.secret {
             None => {
-                tracing::warn!("login.turnstile.secret is not set: every login will fail with 401 until it is");
+                tracing::warn!(
+                    "login.turnstile.secret is not set: every login will fail with 401 until it is"
+                );
                 None
             }
             Some(secret) => {
@@ -157,7 +164,11 @@ impl Login {
     }
 
     /// Handles one login request; `client_ip` is sent to siteverify as `remoteip`.
-    pub async fn handle(&self, req: Request<Incoming>, client_ip: IpAddr) -> Result<Response<ResBody>, LoginError> {
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client_ip: IpAddr,
+    ) -> Result<Response<ResBody>, LoginError> {
         if !is_json(req.headers()) {
             return Err(LoginError::BadContentType);
         }
@@ -185,8 +196,14 @@ impl Login {
         if self.spent.is_spent(captcha) {
             return Err(LoginError::CaptchaReplayed);
         }
-        let turnstile = self.turnstile.as_ref().ok_or(LoginError::CaptchaNotConfigured)?;
-        turnstile.verify(captcha, Some(client_ip)).await.map_err(LoginError::Captcha)?;
+        let turnstile = self
+            .turnstile
+            .as_ref()
+            .ok_or(LoginError::CaptchaNotConfigured)?;
+        turnstile
+            .verify(captcha, Some(client_ip))
+            .await
+            .map_err(LoginError::Captcha)?;
         self.spent.spend(captcha);
 
         // 2. Credentials.
@@ -244,7 +261,12 @@ fn is_json(headers: &http::HeaderMap) -> bool {
     let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || essence == "text/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
@@ -299,10 +321,19 @@ mod tests {
     fn nulls_are_absent_and_wrong_types_are_refused() {
         let c = parse(br#"{"UserName":null,"Password":"p"}"#).unwrap();
         assert_eq!(c.user_name, None);
-        assert!(matches!(parse(br#"{"UserName":1}"#), Err(LoginError::BadJson)));
-        assert!(matches!(parse(br#"["UserName"]"#), Err(LoginError::BadJson)));
+        assert!(matches!(
+            parse(br#"{"UserName":1}"#),
+            Err(LoginError::BadJson)
+        ));
+        assert!(matches!(
+            parse(br#"["UserName"]"#),
+            Err(LoginError::BadJson)
+        ));
         assert!(matches!(parse(b"not json"), Err(LoginError::BadJson)));
-        assert!(matches!(parse(br#"{"UserName":"a","username":"b"}"#), Err(LoginError::BadJson)));
+        assert!(matches!(
+            parse(br#"{"UserName":"a","username":"b"}"#),
+            Err(LoginError::BadJson)
+        ));
     }
 
     #[test]

@@ -1059,7 +1059,10 @@ pub fn dummy_kind_of(stored_hash: &str) -> DummyKind {
 /// True when `stored_hash` looks like a supported format (cheap: no key derivation).
 #[must_use]
 pub fn is_known_format(stored_hash: &str) -> bool {
-    if ARGON2_PHC_PREFIXES.iter().any(|p| stored_hash.starts_with(p)) {
+    if ARGON2_PHC_PREFIXES
+        .iter()
+        .any(|p| stored_hash.starts_with(p))
+    {
         return true;
     }
     matches!(

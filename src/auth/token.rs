@@ -49,9 +49,9 @@ fn now_secs() -> u64 {
 fn map_error(e: &jsonwebtoken::errors::Error) -> TokenError {
     match e.kind() {
         ErrorKind::InvalidSignature => TokenError::BadSignature,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::MissingAlgorithm => {
-            TokenError::Algorithm
-        }
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::MissingAlgorithm => TokenError::Algorithm,
         ErrorKind::ExpiredSignature => TokenError::Expired,
         ErrorKind::ImmatureSignature => TokenError::NotYetValid,
         ErrorKind::InvalidIssuer => TokenError::Issuer,
@@ -109,7 +109,10 @@ impl TokenVerifier {
                 return Err(TokenError::NotYetValid);
             }
         }
-        let sub = core.sub.filter(|s| !s.is_empty()).ok_or(TokenError::Claims)?;
+        let sub = core
+            .sub
+            .filter(|s| !s.is_empty())
+            .ok_or(TokenError::Claims)?;
         Ok(Identity {
             sub,
             name: core.name,
@@ -213,7 +216,12 @@ mod tests {
     }
 
     fn sign(claims: serde_json::Value, alg: Algorithm, secret: &str) -> String {
-        jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     fn now() -> u64 {
@@ -241,26 +249,53 @@ mod tests {
         let v = TokenVerifier::new(&c.auth, false);
         let n = now();
         let ok = json!({"sub": "a", "exp": n + 60});
-        assert!(v.verify(&sign(ok.clone(), Algorithm::HS256, SECRET)).is_ok());
+        assert!(v
+            .verify(&sign(ok.clone(), Algorithm::HS256, SECRET))
+            .is_ok());
         assert_eq!(
-            v.verify(&sign(ok.clone(), Algorithm::HS256, "another-secret-another-secret-00")),
+            v.verify(&sign(
+                ok.clone(),
+                Algorithm::HS256,
+                "another-secret-another-secret-00"
+            )),
             Err(TokenError::BadSignature)
         );
-        assert_eq!(v.verify(&sign(ok.clone(), Algorithm::HS512, SECRET)), Err(TokenError::Algorithm));
         assert_eq!(
-            v.verify(&sign(json!({"sub": "a", "exp": n - 120}), Algorithm::HS256, SECRET)),
+            v.verify(&sign(ok.clone(), Algorithm::HS512, SECRET)),
+            Err(TokenError::Algorithm)
+        );
+        assert_eq!(
+            v.verify(&sign(
+                json!({"sub": "a", "exp": n - 120}),
+                Algorithm::HS256,
+                SECRET
+            )),
             Err(TokenError::Expired)
         );
         assert_eq!(
-            v.verify(&sign(json!({"sub": "a", "exp": n + 600, "nbf": n + 300}), Algorithm::HS256, SECRET)),
+            v.verify(&sign(
+                json!({"sub": "a", "exp": n + 600, "nbf": n + 300}),
+                Algorithm::HS256,
+                SECRET
+            )),
             Err(TokenError::NotYetValid)
         );
         assert_eq!(
-            v.verify(&sign(json!({"sub": "a", "exp": n + 600, "iat": n + 300}), Algorithm::HS256, SECRET)),
+            v.verify(&sign(
+                json!({"sub": "a", "exp": n + 600, "iat": n + 300}),
+                Algorithm::HS256,
+                SECRET
+            )),
             Err(TokenError::NotYetValid)
         );
-        assert_eq!(v.verify(&sign(json!({"sub": "a"}), Algorithm::HS256, SECRET)), Err(TokenError::Claims));
-        assert_eq!(v.verify(&sign(json!({"exp": n + 60}), Algorithm::HS256, SECRET)), Err(TokenError::Claims));
+        assert_eq!(
+            v.verify(&sign(json!({"sub": "a"}), Algorithm::HS256, SECRET)),
+            Err(TokenError::Claims)
+        );
+        assert_eq!(
+            v.verify(&sign(json!({"exp": n + 60}), Algorithm::HS256, SECRET)),
+            Err(TokenError::Claims)
+        );
         assert_eq!(v.verify("not.a.token"), Err(TokenError::Malformed));
         assert_eq!(v.verify(""), Err(TokenError::Malformed));
     }
@@ -269,7 +304,11 @@ mod tests {
     fn leeway_accepts_slightly_expired_tokens() {
         let c = config("");
         let v = TokenVerifier::new(&c.auth, false);
-        let t = sign(json!({"sub": "a", "exp": now() - 10}), Algorithm::HS256, SECRET);
+        let t = sign(
+            json!({"sub": "a", "exp": now() - 10}),
+            Algorithm::HS256,
+            SECRET,
+        );
         assert!(v.verify(&t).is_ok());
     }
 
@@ -297,18 +336,32 @@ mod tests {
         let aud_list = json!({"sub": "a", "exp": n, "iss": "https://gw", "aud": ["x", "legacy"]});
         assert!(v.verify(&sign(aud_list, Algorithm::HS256, SECRET)).is_ok());
         assert_eq!(
-            v.verify(&sign(json!({"sub": "a", "exp": n, "iss": "evil", "aud": "legacy"}), Algorithm::HS256, SECRET)),
+            v.verify(&sign(
+                json!({"sub": "a", "exp": n, "iss": "evil", "aud": "legacy"}),
+                Algorithm::HS256,
+                SECRET
+            )),
             Err(TokenError::Issuer)
         );
         assert_eq!(
-            v.verify(&sign(json!({"sub": "a", "exp": n, "iss": "https://gw", "aud": "other"}), Algorithm::HS256, SECRET)),
+            v.verify(&sign(
+                json!({"sub": "a", "exp": n, "iss": "https://gw", "aud": "other"}),
+                Algorithm::HS256,
+                SECRET
+            )),
             Err(TokenError::Audience)
         );
         assert_eq!(
-            v.verify(&sign(json!({"sub": "a", "exp": n, "aud": "legacy"}), Algorithm::HS256, SECRET)),
+            v.verify(&sign(
+                json!({"sub": "a", "exp": n, "aud": "legacy"}),
+                Algorithm::HS256,
+                SECRET
+            )),
             Err(TokenError::Claims)
         );
         let issuer = TokenIssuer::new(&c.auth).unwrap();
-        assert!(v.verify(&issuer.issue("a", &serde_json::Map::new()).unwrap()).is_ok());
+        assert!(v
+            .verify(&issuer.issue("a", &serde_json::Map::new()).unwrap())
+            .is_ok());
     }
 }

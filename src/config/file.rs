@@ -155,6 +155,8 @@ impl<'de> Deserialize<'de> for Dur {
         let text = String::deserialize(d)?;
         humantime::parse_duration(text.trim())
             .map(Dur)
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like \"30s\" ({e})")))
+            .map_err(|e| {
+                serde::de::Error::custom(format!("{text:?} is not a duration like \"30s\" ({e})"))
+            })
     }
 }

@@ -4,7 +4,7 @@
 //! 1. the defaults in `crate::defaults`;
 //! 2. the TOML file (`--config`, default `gateway.toml`);
 //! 3. environment variables `GATEWAY_<SECTION>__<KEY>`, e.g. `GATEWAY_AUTH__SECRET`
-//!    (`GATEWAY_TEST_*`, `GATEWAY_CONFIG` and `GATEWAY_LOG` are not config keys and are ignored);
+//!    (`GATEWAY_TEST_*`, `GATEWAY_CONFIG`, `GATEWAY_LOG*` and `GATEWAY_WORKER_THREADS` are not config keys);
 //! 4. for secrets, `<key>_file` reads the value from a file (Docker/Kubernetes secrets); giving both is an error.
 //!
 //! Relative paths in the file are resolved against the file's own directory.
@@ -15,9 +15,9 @@ pub mod file;
 pub use error::ConfigError;
 
 use crate::defaults;
-use file::{Dur, FileConfig, RouteFile};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use file::{Dur, FileConfig, RouteFile};
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, Method, Uri};
 use ipnet::IpNet;
@@ -198,12 +198,13 @@ impl Config {
 
     /// `GATEWAY_SECTION__KEY` variables, minus the ones that are not config keys.
     pub fn env() -> Env {
-        Env::prefixed("GATEWAY_")
-            .split("__")
-            .filter(|k| {
-                let k = k.as_str().to_ascii_lowercase();
-                !k.starts_with("test_") && k != "config" && k != "log"
-            })
+        Env::prefixed("GATEWAY_").split("__").filter(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            !k.starts_with("test_")
+                && !k.starts_with("log")
+                && k != "config"
+                && k != "worker_threads"
+        })
     }
 
     /// Loads and validates the file at `path` plus the environment.
@@ -287,10 +288,17 @@ fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
     let login = validate_login(raw.login, base)?;
     let users = validate_users(raw.users, base)?;
     let routes = validate_routes(raw.routes, base)?;
-    if login.enabled && routes.iter().any(|r| r.prefix.eq_ignore_ascii_case(&login.path)) {
+    if login.enabled
+        && routes
+            .iter()
+            .any(|r| r.prefix.eq_ignore_ascii_case(&login.path))
+    {
         return Err(ConfigError::invalid(
             "routes",
-            format!("a route prefix equals login.path {:?}, which the gateway answers itself", login.path),
+            format!(
+                "a route prefix equals login.path {:?}, which the gateway answers itself",
+                login.path
+            ),
         ));
     }
     Ok(Config {
@@ -305,24 +313,38 @@ fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
 }
 
 fn validate_server(s: file::ServerFile, base: &Path) -> Result<ServerConfig, ConfigError> {
-    let listen_text = s.listen.unwrap_or_else(|| defaults::LISTEN_ADDR.to_string());
+    let listen_text = s
+        .listen
+        .unwrap_or_else(|| defaults::LISTEN_ADDR.to_string());
     let listen = SocketAddr::from_str(&listen_text).map_err(|_| {
-        ConfigError::invalid("server.listen", format!("{listen_text:?} is not an address like 127.0.0.1:8080"))
+        ConfigError::invalid(
+            "server.listen",
+            format!("{listen_text:?} is not an address like 127.0.0.1:8080"),
+        )
     })?;
     let max_header_bytes = s.max_header_bytes.unwrap_or(defaults::MAX_HEADER_BYTES);
     // hyper's read buffer cannot be smaller than 8 KiB.
     if max_header_bytes < 8192 {
-        return Err(ConfigError::invalid("server.max_header_bytes", "must be at least 8192"));
+        return Err(ConfigError::invalid(
+            "server.max_header_bytes",
+            "must be at least 8192",
+        ));
     }
     let max_connections = s.max_connections.unwrap_or(defaults::MAX_CONNECTIONS);
     if max_connections == 0 {
-        return Err(ConfigError::invalid("server.max_connections", "must be at least 1"));
+        return Err(ConfigError::invalid(
+            "server.max_connections",
+            "must be at least 1",
+        ));
     }
     let h2_max_concurrent_streams = s
         .h2_max_concurrent_streams
         .unwrap_or(defaults::H2_MAX_CONCURRENT_STREAMS);
     if h2_max_concurrent_streams == 0 {
-        return Err(ConfigError::invalid("server.h2_max_concurrent_streams", "must be at least 1"));
+        return Err(ConfigError::invalid(
+            "server.h2_max_concurrent_streams",
+            "must be at least 1",
+        ));
     }
     let mut trusted_proxies = Vec::new();
     for (i, p) in s.trusted_proxies.iter().enumerate() {
@@ -339,11 +361,20 @@ fn validate_server(s: file::ServerFile, base: &Path) -> Result<ServerConfig, Con
     let tls = match s.tls {
         None => None,
         Some(t) => {
-            let cert = resolve(base, &t.cert.unwrap_or_else(|| PathBuf::from("certs/gateway.crt")));
-            let key = resolve(base, &t.key.unwrap_or_else(|| PathBuf::from("certs/gateway.key")));
+            let cert = resolve(
+                base,
+                &t.cert.unwrap_or_else(|| PathBuf::from("certs/gateway.crt")),
+            );
+            let key = resolve(
+                base,
+                &t.key.unwrap_or_else(|| PathBuf::from("certs/gateway.key")),
+            );
             for (k, p) in [("server.tls.cert", &cert), ("server.tls.key", &key)] {
                 if !p.is_file() {
-                    return Err(ConfigError::invalid(k, format!("{}: file not found", p.display())));
+                    return Err(ConfigError::invalid(
+                        k,
+                        format!("{}: file not found", p.display()),
+                    ));
                 }
             }
             Some(TlsConfig {
@@ -375,7 +406,10 @@ fn validate_auth(a: file::AuthFile, base: &Path) -> Result<AuthConfig, ConfigErr
         )
     })?;
     let secret = secret("auth.secret", a.secret, a.secret_file, base)?;
-    let is_hmac = matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+    let is_hmac = matches!(
+        algorithm,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    );
     let (decoding_key, encoding_key, dev_secret) = if is_hmac {
         if a.public_key_file.is_some() || a.private_key_file.is_some() {
             return Err(ConfigError::invalid(
@@ -384,7 +418,10 @@ fn validate_auth(a: file::AuthFile, base: &Path) -> Result<AuthConfig, ConfigErr
             ));
         }
         let secret = secret.ok_or_else(|| {
-            ConfigError::invalid("auth.secret", format!("required for {alg_text} (or auth.secret_file, or GATEWAY_AUTH__SECRET)"))
+            ConfigError::invalid(
+                "auth.secret",
+                format!("required for {alg_text} (or auth.secret_file, or GATEWAY_AUTH__SECRET)"),
+            )
         })?;
         if secret.len() < defaults::MIN_HMAC_SECRET_BYTES {
             return Err(ConfigError::invalid(
@@ -405,27 +442,43 @@ fn validate_auth(a: file::AuthFile, base: &Path) -> Result<AuthConfig, ConfigErr
         if secret.is_some() {
             return Err(ConfigError::invalid(
                 "auth.secret",
-                format!("{alg_text} uses auth.public_key_file / auth.private_key_file, not a secret"),
+                format!(
+                    "{alg_text} uses auth.public_key_file / auth.private_key_file, not a secret"
+                ),
             ));
         }
-        let pub_path = a.public_key_file.map(|p| resolve(base, &p)).ok_or_else(|| {
-            ConfigError::invalid("auth.public_key_file", format!("required for {alg_text}"))
-        })?;
+        let pub_path = a
+            .public_key_file
+            .map(|p| resolve(base, &p))
+            .ok_or_else(|| {
+                ConfigError::invalid("auth.public_key_file", format!("required for {alg_text}"))
+            })?;
         let pem = std::fs::read(&pub_path).map_err(|e| {
-            ConfigError::invalid("auth.public_key_file", format!("{}: {e}", pub_path.display()))
+            ConfigError::invalid(
+                "auth.public_key_file",
+                format!("{}: {e}", pub_path.display()),
+            )
         })?;
         let decoding = match algorithm {
             Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
             Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
             _ => DecodingKey::from_rsa_pem(&pem),
         }
-        .map_err(|e| ConfigError::invalid("auth.public_key_file", format!("not a {alg_text} public key PEM: {e}")))?;
+        .map_err(|e| {
+            ConfigError::invalid(
+                "auth.public_key_file",
+                format!("not a {alg_text} public key PEM: {e}"),
+            )
+        })?;
         let encoding = match a.private_key_file {
             None => None,
             Some(p) => {
                 let path = resolve(base, &p);
                 let pem = std::fs::read(&path).map_err(|e| {
-                    ConfigError::invalid("auth.private_key_file", format!("{}: {e}", path.display()))
+                    ConfigError::invalid(
+                        "auth.private_key_file",
+                        format!("{}: {e}", path.display()),
+                    )
                 })?;
                 let key = match algorithm {
                     Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem),
@@ -433,7 +486,10 @@ fn validate_auth(a: file::AuthFile, base: &Path) -> Result<AuthConfig, ConfigErr
                     _ => EncodingKey::from_rsa_pem(&pem),
                 }
                 .map_err(|e| {
-                    ConfigError::invalid("auth.private_key_file", format!("not a {alg_text} private key PEM: {e}"))
+                    ConfigError::invalid(
+                        "auth.private_key_file",
+                        format!("not a {alg_text} private key PEM: {e}"),
+                    )
                 })?;
                 Some(key)
             }
@@ -442,11 +498,17 @@ fn validate_auth(a: file::AuthFile, base: &Path) -> Result<AuthConfig, ConfigErr
     };
     let token_ttl = dur(a.token_ttl, defaults::TOKEN_TTL);
     if token_ttl.is_zero() {
-        return Err(ConfigError::invalid("auth.token_ttl", "must be longer than 0s"));
+        return Err(ConfigError::invalid(
+            "auth.token_ttl",
+            "must be longer than 0s",
+        ));
     }
     let max_token_bytes = a.max_token_bytes.unwrap_or(defaults::MAX_TOKEN_BYTES);
     if max_token_bytes < 256 {
-        return Err(ConfigError::invalid("auth.max_token_bytes", "must be at least 256"));
+        return Err(ConfigError::invalid(
+            "auth.max_token_bytes",
+            "must be at least 256",
+        ));
     }
     Ok(AuthConfig {
         algorithm,
@@ -519,7 +581,10 @@ fn validate_cors(c: file::CorsFile) -> Result<CorsConfig, ConfigError> {
     let mut allowed_methods = Vec::new();
     for (i, m) in methods.iter().enumerate() {
         allowed_methods.push(Method::from_str(&m.to_ascii_uppercase()).map_err(|_| {
-            ConfigError::invalid(format!("cors.allowed_methods[{i}]"), format!("{m:?} is not a method"))
+            ConfigError::invalid(
+                format!("cors.allowed_methods[{i}]"),
+                format!("{m:?} is not a method"),
+            )
         })?);
     }
     let headers = c.allowed_headers.unwrap_or_else(|| {
@@ -533,7 +598,10 @@ fn validate_cors(c: file::CorsFile) -> Result<CorsConfig, ConfigError> {
             .enumerate()
             .map(|(i, h)| {
                 HeaderName::from_str(h).map_err(|_| {
-                    ConfigError::invalid(format!("{key}[{i}]"), format!("{h:?} is not a header name"))
+                    ConfigError::invalid(
+                        format!("{key}[{i}]"),
+                        format!("{h:?} is not a header name"),
+                    )
                 })
             })
             .collect()
@@ -552,14 +620,21 @@ fn validate_cors(c: file::CorsFile) -> Result<CorsConfig, ConfigError> {
 fn validate_login(l: file::LoginFile, base: &Path) -> Result<LoginConfig, ConfigError> {
     let path = l.path.unwrap_or_else(|| defaults::LOGIN_PATH.to_string());
     if !path.starts_with('/') || path.contains(['?', '#']) {
-        return Err(ConfigError::invalid("login.path", format!("{path:?} must be a path starting with /")));
+        return Err(ConfigError::invalid(
+            "login.path",
+            format!("{path:?} must be a path starting with /"),
+        ));
     }
     let max_body_bytes = l.max_body_bytes.unwrap_or(defaults::MAX_LOGIN_BODY_BYTES);
     if max_body_bytes < 64 {
-        return Err(ConfigError::invalid("login.max_body_bytes", "must be at least 64"));
+        return Err(ConfigError::invalid(
+            "login.max_body_bytes",
+            "must be at least 64",
+        ));
     }
     let t = l.turnstile;
-    let secret = secret("login.turnstile.secret", t.secret, t.secret_file, base)?.filter(|s| !s.is_empty());
+    let secret =
+        secret("login.turnstile.secret", t.secret, t.secret_file, base)?.filter(|s| !s.is_empty());
     let siteverify_url = t
         .siteverify_url
         .unwrap_or_else(|| defaults::SITEVERIFY_URL.to_string());
@@ -572,9 +647,14 @@ fn validate_login(l: file::LoginFile, base: &Path) -> Result<LoginConfig, Config
             ))
         }
     }
-    let max_concurrent = t.max_concurrent.unwrap_or(defaults::SITEVERIFY_MAX_CONCURRENT);
+    let max_concurrent = t
+        .max_concurrent
+        .unwrap_or(defaults::SITEVERIFY_MAX_CONCURRENT);
     if max_concurrent == 0 {
-        return Err(ConfigError::invalid("login.turnstile.max_concurrent", "must be at least 1"));
+        return Err(ConfigError::invalid(
+            "login.turnstile.max_concurrent",
+            "must be at least 1",
+        ));
     }
     let h = l.hashing;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -614,7 +694,8 @@ fn validate_users(u: file::UsersFile, base: &Path) -> Result<UsersConfig, Config
     let store = match u.store.as_deref().unwrap_or("file") {
         "file" => UserStoreKind::File(resolve(
             base,
-            &u.file.unwrap_or_else(|| PathBuf::from(defaults::USERS_FILE)),
+            &u.file
+                .unwrap_or_else(|| PathBuf::from(defaults::USERS_FILE)),
         )),
         other => {
             return Err(ConfigError::invalid(
@@ -633,34 +714,44 @@ fn validate_routes(routes: Vec<RouteFile>, base: &Path) -> Result<Vec<RouteConfi
     let mut out: Vec<RouteConfig> = Vec::with_capacity(routes.len());
     for (i, r) in routes.into_iter().enumerate() {
         let key = |k: &str| format!("routes[{i}].{k}");
-        let prefix_raw = r
-            .prefix
-            .ok_or_else(|| ConfigError::invalid(key("prefix"), "required (e.g. \"/\" or \"/api\")"))?;
+        let prefix_raw = r.prefix.ok_or_else(|| {
+            ConfigError::invalid(key("prefix"), "required (e.g. \"/\" or \"/api\")")
+        })?;
         let prefix = normalise_prefix(&prefix_raw)
             .ok_or_else(|| ConfigError::invalid(key("prefix"), format!("{prefix_raw:?} must be a normalised path starting with / (no . or .. segments, no //, no query)")))?;
-        let upstream_text = r
-            .upstream
-            .ok_or_else(|| ConfigError::invalid(key("upstream"), "required (e.g. \"http://127.0.0.1:9000\")"))?;
-        let upstream = parse_upstream(&upstream_text)
-            .map_err(|reason| ConfigError::invalid(key("upstream"), format!("{upstream_text:?}: {reason}")))?;
+        let upstream_text = r.upstream.ok_or_else(|| {
+            ConfigError::invalid(key("upstream"), "required (e.g. \"http://127.0.0.1:9000\")")
+        })?;
+        let upstream = parse_upstream(&upstream_text).map_err(|reason| {
+            ConfigError::invalid(key("upstream"), format!("{upstream_text:?}: {reason}"))
+        })?;
         let host = match r.host {
             None => None,
             Some(h) => {
                 let h = h.to_ascii_lowercase();
                 if h.is_empty() || Authority::from_str(&h).is_err() || h.contains(':') {
-                    return Err(ConfigError::invalid(key("host"), format!("{h:?} is not a host name (without port)")));
+                    return Err(ConfigError::invalid(
+                        key("host"),
+                        format!("{h:?} is not a host name (without port)"),
+                    ));
                 }
                 Some(h)
             }
         };
         let rewrite_prefix = match (r.strip_prefix, r.rewrite_prefix) {
             (true, Some(_)) => {
-                return Err(ConfigError::invalid(key("rewrite_prefix"), "set strip_prefix or rewrite_prefix, not both"))
+                return Err(ConfigError::invalid(
+                    key("rewrite_prefix"),
+                    "set strip_prefix or rewrite_prefix, not both",
+                ))
             }
             (true, None) => Some(String::new()),
             (false, Some(p)) => {
                 if !p.starts_with('/') || p.contains(['?', '#']) {
-                    return Err(ConfigError::invalid(key("rewrite_prefix"), format!("{p:?} must start with /")));
+                    return Err(ConfigError::invalid(
+                        key("rewrite_prefix"),
+                        format!("{p:?} must start with /"),
+                    ));
                 }
                 Some(p.trim_end_matches('/').to_string())
             }
@@ -691,7 +782,10 @@ fn validate_routes(routes: Vec<RouteFile>, base: &Path) -> Result<Vec<RouteConfi
                 Some(p) => {
                     let p = resolve(base, &p);
                     if !p.is_file() {
-                        return Err(ConfigError::invalid(key("ca_file"), format!("{}: file not found", p.display())));
+                        return Err(ConfigError::invalid(
+                            key("ca_file"),
+                            format!("{}: file not found", p.display()),
+                        ));
                     }
                     Some(p)
                 }
@@ -706,7 +800,11 @@ fn normalise_prefix(p: &str) -> Option<String> {
     if !p.starts_with('/') || p.contains(['?', '#', '%', '\\']) {
         return None;
     }
-    let trimmed = if p.len() > 1 { p.trim_end_matches('/') } else { p };
+    let trimmed = if p.len() > 1 {
+        p.trim_end_matches('/')
+    } else {
+        p
+    };
     let normal = crate::routing::path::normalise(trimmed).ok()?;
     (normal == trimmed || (trimmed.is_empty() && normal == "/")).then(|| {
         if trimmed.is_empty() {
@@ -758,7 +856,10 @@ mod tests {
 
     #[test]
     fn minimal_config_gets_defaults() {
-        let c = Config::from_toml(&with_routes("[[routes]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:9\"\n")).unwrap();
+        let c = Config::from_toml(&with_routes(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:9\"\n",
+        ))
+        .unwrap();
         assert_eq!(c.server.listen.to_string(), defaults::LISTEN_ADDR);
         assert_eq!(c.auth.token_ttl, Duration::from_secs(1800));
         assert_eq!(c.auth.leeway, Duration::from_secs(30));
@@ -787,7 +888,9 @@ mod tests {
 
     #[test]
     fn secret_and_secret_file_together_are_refused() {
-        let e = err(&format!("[auth]\nsecret = \"{SECRET}\"\nsecret_file = \"/nonexistent\"\n"));
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\nsecret_file = \"/nonexistent\"\n"
+        ));
         assert!(e.contains("not both"), "{e}");
     }
 
@@ -796,7 +899,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("jwt");
         std::fs::write(&f, format!("{SECRET}\n")).unwrap();
-        let c = Config::from_toml(&format!("[auth]\nsecret_file = {:?}\n", f.display().to_string())).unwrap();
+        let c = Config::from_toml(&format!(
+            "[auth]\nsecret_file = {:?}\n",
+            f.display().to_string()
+        ))
+        .unwrap();
         assert!(!c.auth.dev_secret);
         let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),
@@ -805,14 +912,20 @@ mod tests {
         )
         .unwrap();
         let v = jsonwebtoken::Validation::new(Algorithm::HS256);
-        assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &c.auth.decoding_key, &v).is_ok());
+        assert!(
+            jsonwebtoken::decode::<serde_json::Value>(&token, &c.auth.decoding_key, &v).is_ok()
+        );
     }
 
     #[test]
     fn bad_upstream_names_its_route() {
-        let e = err(&with_routes("[[routes]]\nprefix = \"/\"\nupstream = \"ftp://x\"\n"));
+        let e = err(&with_routes(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"ftp://x\"\n",
+        ));
         assert!(e.starts_with("routes[0].upstream:"), "{e}");
-        let e = err(&with_routes("[[routes]]\nprefix = \"/\"\nupstream = \"not a url\"\n"));
+        let e = err(&with_routes(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"not a url\"\n",
+        ));
         assert!(e.starts_with("routes[0].upstream:"), "{e}");
     }
 
@@ -821,7 +934,10 @@ mod tests {
         let e = err(&with_routes(
             "[[routes]]\nprefix = \"/api\"\nupstream = \"http://a\"\n[[routes]]\nprefix = \"/api/\"\nupstream = \"http://b\"\n",
         ));
-        assert!(e.starts_with("routes[1].prefix:") && e.contains("overlaps"), "{e}");
+        assert!(
+            e.starts_with("routes[1].prefix:") && e.contains("overlaps"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -834,25 +950,33 @@ mod tests {
 
     #[test]
     fn unnormalised_prefix_is_refused() {
-        let e = err(&with_routes("[[routes]]\nprefix = \"/a/../b\"\nupstream = \"http://a\"\n"));
+        let e = err(&with_routes(
+            "[[routes]]\nprefix = \"/a/../b\"\nupstream = \"http://a\"\n",
+        ));
         assert!(e.starts_with("routes[0].prefix:"), "{e}");
     }
 
     #[test]
     fn missing_cert_file_is_refused() {
-        let e = err(&format!("[auth]\nsecret = \"{SECRET}\"\n[server.tls]\ncert = \"/nonexistent.crt\"\n"));
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\n[server.tls]\ncert = \"/nonexistent.crt\"\n"
+        ));
         assert!(e.starts_with("server.tls.cert:"), "{e}");
     }
 
     #[test]
     fn bad_duration_names_its_key() {
-        let e = err(&format!("[auth]\nsecret = \"{SECRET}\"\n[server]\nidle_timeout = \"soon\"\n"));
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\n[server]\nidle_timeout = \"soon\"\n"
+        ));
         assert!(e.contains("idle_timeout") && e.contains("soon"), "{e}");
     }
 
     #[test]
     fn identity_header_must_not_be_hop_by_hop() {
-        let e = err(&format!("[auth]\nsecret = \"{SECRET}\"\n[identity]\nuser_header = \"Connection\"\n"));
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\n[identity]\nuser_header = \"Connection\"\n"
+        ));
         assert!(e.starts_with("identity.user_header:"), "{e}");
     }
 

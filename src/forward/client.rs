@@ -41,14 +41,16 @@ pub fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> {
                     reason: e.to_string(),
                 })?;
             }
-            let tls = rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| ClientError {
-                    route: route.name.clone(),
-                    reason: e.to_string(),
-                })?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+            let tls = rustls::ClientConfig::builder_with_provider(
+                rustls::crypto::ring::default_provider().into(),
+            )
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError {
+                route: route.name.clone(),
+                reason: e.to_string(),
+            })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
             builder.with_tls_config(tls)
         }
         None => builder.with_webpki_roots(),
@@ -63,7 +65,9 @@ pub fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> {
         .build(https))
 }
 
-fn load_certs(path: &std::path::Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+fn load_certs(
+    path: &std::path::Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
     use rustls_pki_types::pem::PemObject;
     let certs: Result<Vec<_>, _> = rustls_pki_types::CertificateDer::pem_file_iter(path)
         .map_err(|e| format!("{}: {e}", path.display()))?

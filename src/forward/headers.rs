@@ -9,7 +9,9 @@
 //!   client cannot forge its address (RFC 7239 §8.1 reasoning). `Forwarded` and `X-Real-IP` from
 //!   untrusted peers are dropped for the same reason.
 
-use http::header::{CONNECTION, COOKIE, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA};
+use http::header::{
+    CONNECTION, COOKIE, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
+};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
@@ -73,7 +75,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             }
         }
     }
-    let upgrade_value = if upgrade { headers.remove(UPGRADE) } else { None };
+    let upgrade_value = if upgrade {
+        headers.remove(UPGRADE)
+    } else {
+        None
+    };
     for name in [
         &CONNECTION,
         &KEEP_ALIVE,
@@ -105,14 +111,22 @@ fn fold(b: u8) -> u8 {
 
 /// True when `sent` names `ours` up to case and `_`/`-` spelling.
 pub fn same_header(sent: &str, ours: &str) -> bool {
-    sent.len() == ours.len() && sent.bytes().zip(ours.bytes()).all(|(a, b)| fold(a) == fold(b))
+    sent.len() == ours.len()
+        && sent
+            .bytes()
+            .zip(ours.bytes())
+            .all(|(a, b)| fold(a) == fold(b))
 }
 
 /// Removes every client-sent copy of the given identity headers, whatever their spelling.
 pub fn strip_identity(headers: &mut HeaderMap, identity: &[HeaderName]) {
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| identity.iter().any(|ours| same_header(k.as_str(), ours.as_str())))
+        .filter(|k| {
+            identity
+                .iter()
+                .any(|ours| same_header(k.as_str(), ours.as_str()))
+        })
         .cloned()
         .collect();
     for name in doomed {
@@ -148,7 +162,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
         }
         None => None,
     };
-    let xff = xff.unwrap_or_else(|| HeaderValue::from_str(&peer).unwrap_or(HeaderValue::from_static("unknown")));
+    let xff = xff.unwrap_or_else(|| {
+        HeaderValue::from_str(&peer).unwrap_or(HeaderValue::from_static("unknown"))
+    });
     // A trusted proxy may send several XFF lines; they were folded into one above, so drop the rest.
     headers.remove(&X_FORWARDED_FOR);
     headers.insert(X_FORWARDED_FOR.clone(), xff);
@@ -170,14 +186,22 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
         headers.remove(FORWARDED);
         headers.remove(&X_REAL_IP);
     }
-    let via = if hop.via == "2" { "2 gateway" } else { "1.1 gateway" };
+    let via = if hop.via == "2" {
+        "2 gateway"
+    } else {
+        "1.1 gateway"
+    };
     headers.append(VIA, HeaderValue::from_static(via));
 }
 
 /// Joins the `Cookie` fields an HTTP/2 client may send separately into one, as an HTTP/1.1 hop needs
 /// (RFC 9113 §8.2.3: "MUST be concatenated ... using the two-octet delimiter of 0x3b, 0x20").
 pub fn join_cookies(headers: &mut HeaderMap) {
-    let values: Vec<&[u8]> = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes).collect();
+    let values: Vec<&[u8]> = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
     if values.len() < 2 {
         return;
     }
@@ -198,7 +222,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -223,7 +250,11 @@ mod tests {
 
     #[test]
     fn upgrade_keeps_upgrade_and_connection() {
-        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("keep-alive", "1")]);
+        let mut h = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("keep-alive", "1"),
+        ]);
         assert!(is_upgrade(&h));
         remove_hop_by_hop(&mut h, true);
         assert_eq!(h["upgrade"], "websocket");
@@ -233,9 +264,16 @@ mod tests {
 
     #[test]
     fn only_websocket_is_an_upgrade() {
-        let h = map(&[("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c"), ("http2-settings", "AAMAAABkAAQAAP__")]);
+        let h = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAAQAAP__"),
+        ]);
         assert!(!is_upgrade(&h));
-        assert!(is_upgrade(&map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "WebSocket")])));
+        assert!(is_upgrade(&map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket")
+        ])));
         assert!(!is_upgrade(&map(&[("upgrade", "websocket")])));
     }
 
@@ -248,7 +286,13 @@ mod tests {
             ("x-auth-name", "d"),
             ("x-auth-username", "kept"),
         ]);
-        strip_identity(&mut h, &[HeaderName::from_static("x-auth-user"), HeaderName::from_static("x-auth-name")]);
+        strip_identity(
+            &mut h,
+            &[
+                HeaderName::from_static("x-auth-user"),
+                HeaderName::from_static("x-auth-name"),
+            ],
+        );
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-auth-username"));
     }
@@ -263,7 +307,12 @@ mod tests {
             host: Some(&host),
             via: "1.1",
         };
-        let sent = [("x-forwarded-for", "6.6.6.6"), ("x-forwarded-host", "evil"), ("x-forwarded-proto", "http"), ("forwarded", "for=6.6.6.6")];
+        let sent = [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-host", "evil"),
+            ("x-forwarded-proto", "http"),
+            ("forwarded", "for=6.6.6.6"),
+        ];
         let mut h = map(&sent);
         set_forwarded(&mut h, &hop(false));
         assert_eq!(h["x-forwarded-for"], "10.0.0.7");

@@ -65,13 +65,22 @@ pub struct Outbound<'a> {
 }
 
 /// Sends `req` upstream and returns the upstream's response, ready for the client.
-pub async fn forward(mut req: Request<Incoming>, out: Outbound<'_>) -> Result<Response<ResBody>, UpstreamError> {
+pub async fn forward(
+    mut req: Request<Incoming>,
+    out: Outbound<'_>,
+) -> Result<Response<ResBody>, UpstreamError> {
     let upgrade = headers::is_upgrade(req.headers());
-    let client_upgrade = if upgrade { Some(hyper::upgrade::on(&mut req)) } else { None };
+    let client_upgrade = if upgrade {
+        Some(hyper::upgrade::on(&mut req))
+    } else {
+        None
+    };
 
     let (mut parts, body) = req.into_parts();
     let route = out.route;
-    let mut pq = String::with_capacity(out.upstream_path.len() + parts.uri.query().map_or(0, |q| q.len() + 1));
+    let mut pq = String::with_capacity(
+        out.upstream_path.len() + parts.uri.query().map_or(0, |q| q.len() + 1),
+    );
     pq.push_str(out.upstream_path);
     if let Some(q) = parts.uri.query() {
         pq.push('?');
@@ -112,7 +121,8 @@ pub async fn forward(mut req: Request<Incoming>, out: Outbound<'_>) -> Result<Re
     }
 
     let upstream_req = Request::from_parts(parts, body);
-    let response = match tokio::time::timeout(route.timeout, out.client.request(upstream_req)).await {
+    let response = match tokio::time::timeout(route.timeout, out.client.request(upstream_req)).await
+    {
         Err(_) => return Err(UpstreamError::Timeout),
         Ok(Err(e)) => return Err(classify(&e)),
         Ok(Ok(r)) => r,
@@ -127,7 +137,10 @@ pub async fn forward(mut req: Request<Incoming>, out: Outbound<'_>) -> Result<Re
         splice(client_upgrade, hyper::upgrade::on(&mut response));
         let (mut parts, _) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers, true);
-        return Ok(Response::from_parts(parts, Either::Right(Default::default())));
+        return Ok(Response::from_parts(
+            parts,
+            Either::Right(Default::default()),
+        ));
     }
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, false);
@@ -139,7 +152,11 @@ fn set_identity(h: &mut http::HeaderMap, cfg: &IdentityConfig, id: &Identity) {
     if let Ok(v) = HeaderValue::from_bytes(id.sub.as_bytes()) {
         h.insert(cfg.user_header.clone(), v);
     }
-    if let Some(name) = id.name.as_deref().and_then(|n| HeaderValue::from_bytes(n.as_bytes()).ok()) {
+    if let Some(name) = id
+        .name
+        .as_deref()
+        .and_then(|n| HeaderValue::from_bytes(n.as_bytes()).ok())
+    {
         h.insert(cfg.name_header.clone(), name);
     }
     if let Some(extra) = &id.extra {

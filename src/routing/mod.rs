@@ -71,7 +71,11 @@ impl Router {
     pub fn route(&self, host: Option<&str>, path: &str) -> Routed<'_> {
         let lower = path.to_ascii_lowercase();
         if let Some(login) = &self.login_path {
-            let p = if lower.len() > 1 { lower.trim_end_matches('/') } else { &lower };
+            let p = if lower.len() > 1 {
+                lower.trim_end_matches('/')
+            } else {
+                &lower
+            };
             if p == login {
                 return Routed::Login;
             }
@@ -79,15 +83,13 @@ impl Router {
         if self.jwks && path == crate::auth::jwks::JWKS_PATH {
             return Routed::Jwks;
         }
-        let host_table = host
-            .map(strip_port)
-            .and_then(|h| {
-                if self.by_host.is_empty() {
-                    None
-                } else {
-                    self.by_host.get(h.to_ascii_lowercase().as_str())
-                }
-            });
+        let host_table = host.map(strip_port).and_then(|h| {
+            if self.by_host.is_empty() {
+                None
+            } else {
+                self.by_host.get(h.to_ascii_lowercase().as_str())
+            }
+        });
         let hit = |cut: &str| -> Option<usize> {
             host_table
                 .and_then(|t| t.get(cut))
@@ -97,7 +99,11 @@ impl Router {
         // Candidate cuts from longest to shortest: the whole path, then before every '/' or ';'.
         let mut found = hit(&lower).map(|i| (i, lower.len()));
         if found.is_none() {
-            for (pos, _) in lower.char_indices().rev().filter(|(_, c)| *c == '/' || *c == ';') {
+            for (pos, _) in lower
+                .char_indices()
+                .rev()
+                .filter(|(_, c)| *c == '/' || *c == ';')
+            {
                 let cut = if pos == 0 { "/" } else { &lower[..pos] };
                 if let Some(i) = hit(cut) {
                     found = Some((i, if pos == 0 { 0 } else { pos }));
@@ -124,7 +130,10 @@ impl Router {
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // IPv6 literal: keep the brackets' content as the host.
-        return host.split(']').next().map_or(host, |h| &host[..h.len() + 1]);
+        return host
+            .split(']')
+            .next()
+            .map_or(host, |h| &host[..h.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
@@ -165,7 +174,11 @@ mod tests {
 
     fn target(r: &Router, host: Option<&str>, path: &str) -> Option<(String, String)> {
         match r.route(host, path) {
-            Routed::Upstream { route, upstream_path, .. } => Some((route.name.clone(), upstream_path)),
+            Routed::Upstream {
+                route,
+                upstream_path,
+                ..
+            } => Some((route.name.clone(), upstream_path)),
             Routed::Login => Some(("login".into(), String::new())),
             Routed::Jwks => Some(("jwks".into(), String::new())),
             Routed::NotFound => None,
@@ -212,18 +225,36 @@ upstream = "http://admin"
     #[test]
     fn matching_ignores_ascii_case_but_forwards_the_path_as_sent() {
         let r = router(TABLE);
-        assert_eq!(target(&r, None, "/API/V2/Users").unwrap(), ("api-v2".into(), "/v2-internal/Users".into()));
-        assert_eq!(target(&r, None, "/Api/Users").unwrap(), ("api".into(), "/base/Api/Users".into()));
+        assert_eq!(
+            target(&r, None, "/API/V2/Users").unwrap(),
+            ("api-v2".into(), "/v2-internal/Users".into())
+        );
+        assert_eq!(
+            target(&r, None, "/Api/Users").unwrap(),
+            ("api".into(), "/base/Api/Users".into())
+        );
     }
 
     #[test]
     fn host_specific_route_beats_any_host_at_equal_length() {
         let r = router(TABLE);
-        assert_eq!(target(&r, Some("admin.example"), "/api/x").unwrap().0, "admin-host");
-        assert_eq!(target(&r, Some("ADMIN.example:8443"), "/api/x").unwrap().0, "admin-host");
+        assert_eq!(
+            target(&r, Some("admin.example"), "/api/x").unwrap().0,
+            "admin-host"
+        );
+        assert_eq!(
+            target(&r, Some("ADMIN.example:8443"), "/api/x").unwrap().0,
+            "admin-host"
+        );
         // The longer any-host prefix still wins over the shorter host-specific one.
-        assert_eq!(target(&r, Some("admin.example"), "/api/v2/x").unwrap().0, "api-v2");
-        assert_eq!(target(&r, Some("other.example"), "/api/x").unwrap().0, "api");
+        assert_eq!(
+            target(&r, Some("admin.example"), "/api/v2/x").unwrap().0,
+            "api-v2"
+        );
+        assert_eq!(
+            target(&r, Some("other.example"), "/api/x").unwrap().0,
+            "api"
+        );
     }
 
     #[test]

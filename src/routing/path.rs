@@ -57,7 +57,10 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
         let b = bytes[i];
         match b {
             b'%' => {
-                let (h, l) = match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                let (h, l) = match (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) {
                     (Some(h), Some(l)) => (h, l),
                     _ => return Err(PathError::BadEscape),
                 };
@@ -94,7 +97,11 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
         last_was_dot = false;
         // The segment's name without `;` parameters decides whether it is empty or a dot segment.
         let name = seg.split(|&c| c == b';').next().unwrap_or(seg);
-        let seg = if matches!(name, b"" | b"." | b"..") { name } else { seg };
+        let seg = if matches!(name, b"" | b"." | b"..") {
+            name
+        } else {
+            seg
+        };
         match seg {
             b"" => {}
             b"." => last_was_dot = true,
@@ -146,7 +153,14 @@ mod tests {
 
     #[test]
     fn plain_paths_are_unchanged() {
-        for p in ["/", "/api", "/api/", "/api/users/42", "/a.b/c..d/.e", "/~user/x-y_z"] {
+        for p in [
+            "/",
+            "/api",
+            "/api/",
+            "/api/users/42",
+            "/a.b/c..d/.e",
+            "/~user/x-y_z",
+        ] {
             assert_eq!(normalise(p).unwrap(), p);
         }
     }
@@ -173,7 +187,10 @@ mod tests {
     #[test]
     fn dot_and_empty_segments_with_path_parameters_are_dot_and_empty_segments() {
         assert_eq!(normalise("/public/..;/admin").unwrap(), "/admin");
-        assert_eq!(normalise("/public/..;jsessionid=x/admin").unwrap(), "/admin");
+        assert_eq!(
+            normalise("/public/..;jsessionid=x/admin").unwrap(),
+            "/admin"
+        );
         assert_eq!(normalise("/public/%2e%2e;/admin").unwrap(), "/admin");
         assert_eq!(normalise("/public/;x/../admin").unwrap(), "/admin");
         assert_eq!(normalise("/a/.;x/b").unwrap(), "/a/b");

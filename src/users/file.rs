@@ -101,7 +101,10 @@ impl FileStore {
 
     /// The dummy hash kind most users' hashes resemble.
     pub fn dummy_kind(&self) -> DummyKind {
-        self.users.load().as_ref().map_or(DummyKind::Argon2id, |u| u.dummy)
+        self.users
+            .load()
+            .as_ref()
+            .map_or(DummyKind::Argon2id, |u| u.dummy)
     }
 
     /// Re-reads the file now; on error the previous copy stays.
@@ -146,7 +149,8 @@ impl FileStore {
     /// Polls the file every `interval` and reloads on SIGHUP, until the returned task is aborted.
     pub fn watch(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut hup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
