@@ -69,6 +69,16 @@ pub const ARGON2_MEMORY_KIB: u32 = 19_456;
 pub const ARGON2_ITERATIONS: u32 = 2;
 /// argon2id lanes for new hashes (OWASP).
 pub const ARGON2_PARALLELISM: u32 = 1;
+/// Failed logins one client IP may make per `THROTTLE_IP_WINDOW` before getting 429.
+pub const THROTTLE_IP_MAX_FAILURES: u32 = 30;
+/// Window of the per-IP limit.
+pub const THROTTLE_IP_WINDOW: Duration = Duration::from_secs(60);
+/// Failed logins per user name per `THROTTLE_USER_WINDOW` (ASVS 2.2.1 allows at most 100 an hour).
+pub const THROTTLE_USER_MAX_FAILURES: u32 = 10;
+/// Window of the per-user limit.
+pub const THROTTLE_USER_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Keys each throttle table holds at most (~100 bytes each).
+pub const THROTTLE_MAX_ENTRIES: usize = 100_000;
 /// Users file used when `[users]` names none.
 pub const USERS_FILE: &str = "users.toml";
 /// How often the users file's modification time is checked.

@@ -118,8 +118,17 @@ impl GatewayError {
                 | LoginError::CaptchaNotConfigured
                 | LoginError::UnknownUser
                 | LoginError::Inactive
-                | LoginError::BadPassword,
+                | LoginError::BadPassword
+                | LoginError::UserThrottled,
             ) => response::unauthorized(None),
+            GatewayError::Login(LoginError::Throttled(wait)) => {
+                let mut r = response::empty(StatusCode::TOO_MANY_REQUESTS);
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from(wait.as_secs().max(1)),
+                );
+                r
+            }
             GatewayError::Login(LoginError::Store(_)) => {
                 response::empty(StatusCode::SERVICE_UNAVAILABLE)
             }
@@ -183,6 +192,10 @@ mod tests {
         assert_eq!(status(LoginError::TooLarge.into()).0, 413);
         assert_eq!(status(LoginError::Busy.into()).0, 503);
         assert_eq!(
+            status(LoginError::Throttled(std::time::Duration::from_secs(9)).into()).0,
+            429
+        );
+        assert_eq!(
             status(LoginError::Store(crate::users::StoreError::Unavailable("x".into())).into()).0,
             503
         );
@@ -193,6 +206,7 @@ mod tests {
             LoginError::BadPassword,
             LoginError::CaptchaReplayed,
             LoginError::CaptchaNotConfigured,
+            LoginError::UserThrottled,
             LoginError::Captcha(crate::auth::turnstile::CaptchaError::Timeout),
         ] {
             assert_eq!(status(e.into()), bare);

@@ -13,7 +13,8 @@ use support::{client, route, tokens, user, TestGateway, UsersFile};
 const PASSWORD: &str = "correct horse battery staple";
 /// ASP.NET Identity known-answer vectors for the password "my password" (../shared/specs.md).
 const ASPNET_V2: &str = "AAABAgMEBQYHCAkKCwwNDg+ukCEMDf0yyQ29NYubggHIVY0sdEUfdyeM+E1LtH1uJg==";
-const ASPNET_V3_NET7: &str = "AQAAAAIAAYagAAAAEAABAgMEBQYHCAkKCwwNDg/Q8A0WMKbtHQJQ2DHCdoEeeFBrgNlldq6vH4qX/CGqGQ==";
+const ASPNET_V3_NET7: &str =
+    "AQAAAAIAAYagAAAAEAABAgMEBQYHCAkKCwwNDg/Q8A0WMKbtHQJQ2DHCdoEeeFBrgNlldq6vH4qX/CGqGQ==";
 
 fn argon2(password: &str) -> String {
     let params = gateway::auth::password::HashParams::default();
@@ -50,12 +51,23 @@ async fn env() -> Env {
 async fn env_with(users: UsersFile) -> Env {
     let fake = FakeTurnstile::start().await;
     let up = Upstream::echo().await;
-    let gw = TestGateway::start(&[&users.login_toml(&fake.url()), &route("/", &up.url(), "")]).await;
-    Env { fake, users, up, gw }
+    let gw =
+        TestGateway::start(&[&users.login_toml(&fake.url()), &route("/", &up.url(), "")]).await;
+    Env {
+        fake,
+        users,
+        up,
+        gw,
+    }
 }
 
 async fn login(gw: &TestGateway, body: Value) -> reqwest::Response {
-    client().post(gw.url("/api/Auth")).json(&body).send().await.unwrap()
+    client()
+        .post(gw.url("/api/Auth"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn creds(e: &Env, user: &str, password: &str) -> Value {
@@ -81,7 +93,10 @@ async fn valid_login_returns_a_30_minute_token_that_opens_protected_routes() {
     let res = login(&e.gw, creds(&e, "jdoe", PASSWORD)).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
     let body: Value = res.json().await.unwrap();
     let token = body["token"].as_str().unwrap().to_string();
     assert_eq!(body.as_object().unwrap().len(), 1);
@@ -97,7 +112,10 @@ async fn valid_login_returns_a_30_minute_token_that_opens_protected_routes() {
     .claims;
     assert_eq!(claims["sub"], "jdoe");
     assert_eq!(claims["name"], "jdoe");
-    let (iat, exp) = (claims["iat"].as_u64().unwrap(), claims["exp"].as_u64().unwrap());
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
     assert_eq!(exp - iat, 1800);
     assert!(iat.abs_diff(tokens::now()) <= 5);
     assert_eq!(claims["nbf"], claims["iat"]);
@@ -118,25 +136,83 @@ async fn every_login_failure_is_the_same_bare_401() {
     let e = env().await;
     let mut answers = Vec::new();
     // Credentials failures (captcha valid).
-    for (user, password) in [("nobody", PASSWORD), ("retired", PASSWORD), ("jdoe", "wrong"), ("nohash", ""), ("", PASSWORD)] {
-        answers.push((user.to_string(), snapshot(login(&e.gw, creds(&e, user, password)).await).await));
+    for (user, password) in [
+        ("nobody", PASSWORD),
+        ("retired", PASSWORD),
+        ("jdoe", "wrong"),
+        ("nohash", ""),
+        ("", PASSWORD),
+    ] {
+        answers.push((
+            user.to_string(),
+            snapshot(login(&e.gw, creds(&e, user, password)).await).await,
+        ));
     }
     // Captcha failures (credentials valid).
-    answers.push(("missing captcha".into(), snapshot(login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD})).await).await));
-    answers.push(("empty captcha".into(), snapshot(login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": ""})).await).await));
-    answers.push(("invalid captcha".into(), snapshot(login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": "forged"})).await).await));
+    answers.push((
+        "missing captcha".into(),
+        snapshot(login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD})).await).await,
+    ));
+    answers.push((
+        "empty captcha".into(),
+        snapshot(
+            login(
+                &e.gw,
+                json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": ""}),
+            )
+            .await,
+        )
+        .await,
+    ));
+    answers.push((
+        "invalid captcha".into(),
+        snapshot(
+            login(
+                &e.gw,
+                json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": "forged"}),
+            )
+            .await,
+        )
+        .await,
+    ));
     let spent = captcha(&e.fake);
-    let ok = login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": spent})).await;
+    let ok = login(
+        &e.gw,
+        json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": spent}),
+    )
+    .await;
     assert_eq!(ok.status(), 200);
-    answers.push(("replayed captcha".into(), snapshot(login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": spent})).await).await));
+    answers.push((
+        "replayed captcha".into(),
+        snapshot(
+            login(
+                &e.gw,
+                json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": spent}),
+            )
+            .await,
+        )
+        .await,
+    ));
     e.fake.set_mode(Mode::Status(500));
-    answers.push(("siteverify 500".into(), snapshot(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await).await));
+    answers.push((
+        "siteverify 500".into(),
+        snapshot(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await).await,
+    ));
     e.fake.set_mode(Mode::Garbage);
-    answers.push(("siteverify garbage".into(), snapshot(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await).await));
+    answers.push((
+        "siteverify garbage".into(),
+        snapshot(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await).await,
+    ));
     e.fake.set_mode(Mode::Slow(Duration::from_secs(3)));
     let started = std::time::Instant::now();
-    answers.push(("siteverify slow".into(), snapshot(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await).await));
-    assert!(started.elapsed() < Duration::from_secs(3), "the siteverify timeout bounds the login");
+    answers.push((
+        "siteverify slow".into(),
+        snapshot(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await).await,
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the siteverify timeout bounds the login"
+    );
 
     let (first_name, first) = &answers[0];
     assert_eq!(first.0, 401, "{first_name}");
@@ -150,14 +226,23 @@ async fn every_login_failure_is_the_same_bare_401() {
 async fn missing_captcha_never_calls_siteverify_and_remoteip_is_sent() {
     let e = env().await;
     login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD})).await;
-    login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": "   "})).await;
+    login(
+        &e.gw,
+        json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": "   "}),
+    )
+    .await;
     assert_eq!(e.fake.calls(), 0);
-    assert_eq!(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await.status(), 200);
+    assert_eq!(
+        login(&e.gw, creds(&e, "jdoe", PASSWORD)).await.status(),
+        200
+    );
     let sent = e.fake.requests();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["remoteip"], "127.0.0.1");
     assert_eq!(sent[0]["secret"], support::turnstile::PASS_SECRET);
-    assert!(sent[0]["idempotency_key"].as_str().is_some_and(|k| !k.is_empty()));
+    assert!(sent[0]["idempotency_key"]
+        .as_str()
+        .is_some_and(|k| !k.is_empty()));
 }
 
 #[tokio::test]
@@ -166,9 +251,16 @@ async fn captcha_is_checked_before_the_user_store() {
     let users = UsersFile::new("");
     std::fs::remove_file(&users.path).unwrap();
     let e = env_with(users).await;
-    assert_eq!(login(&e.gw, creds(&e, "jdoe", PASSWORD)).await.status(), 503);
+    assert_eq!(
+        login(&e.gw, creds(&e, "jdoe", PASSWORD)).await.status(),
+        503
+    );
     // ...but a failed captcha is a 401 without ever reaching the store.
-    let res = login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": "forged"})).await;
+    let res = login(
+        &e.gw,
+        json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": "forged"}),
+    )
+    .await;
     assert_eq!(res.status(), 401);
 }
 
@@ -176,22 +268,52 @@ async fn captcha_is_checked_before_the_user_store() {
 async fn names_and_fields_are_case_insensitive_and_the_path_too() {
     let e = env().await;
     let body = json!({"userName": "JDOE", "password": PASSWORD, "captchaToken": captcha(&e.fake)});
-    let res = client().post(e.gw.url("/API/auth")).json(&body).send().await.unwrap();
+    let res = client()
+        .post(e.gw.url("/API/auth"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let payload = token.split('.').nth(1).unwrap();
     use base64::Engine;
-    let claims: Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    assert_eq!(claims["sub"], "jdoe", "the stored spelling, not the typed one");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["sub"], "jdoe",
+        "the stored spelling, not the typed one"
+    );
 }
 
 #[tokio::test]
 async fn aspnet_identity_hashes_log_in() {
     let e = env().await;
-    assert_eq!(login(&e.gw, creds(&e, "legacy2", "my password")).await.status(), 200);
-    assert_eq!(login(&e.gw, creds(&e, "legacy3", "my password")).await.status(), 200);
-    assert_eq!(login(&e.gw, creds(&e, "legacy3", "My password")).await.status(), 401);
+    assert_eq!(
+        login(&e.gw, creds(&e, "legacy2", "my password"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        login(&e.gw, creds(&e, "legacy3", "my password"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        login(&e.gw, creds(&e, "legacy3", "My password"))
+            .await
+            .status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -199,11 +321,18 @@ async fn extra_claims_from_the_users_file_reach_the_token() {
     let e = env().await;
     let res = login(&e.gw, creds(&e, "admin", PASSWORD)).await;
     assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let payload = token.split('.').nth(1).unwrap();
     use base64::Engine;
-    let claims: Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(claims["role"], "admin");
     assert_eq!(claims["groups"], json!(["a", "b"]));
     assert_eq!(claims["sub"], "Admin");
@@ -213,7 +342,11 @@ async fn extra_claims_from_the_users_file_reach_the_token() {
 async fn malformed_wrong_type_and_oversized_bodies() {
     let e = env().await;
     let post = |body: Vec<u8>, ct: &'static str| {
-        client().post(e.gw.url("/api/Auth")).header("content-type", ct).body(body).send()
+        client()
+            .post(e.gw.url("/api/Auth"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
     };
     for (body, ct, want) in [
         (b"{not json".to_vec(), "application/json", 400),
@@ -221,7 +354,11 @@ async fn malformed_wrong_type_and_oversized_bodies() {
         (br#"{"UserName": 5}"#.to_vec(), "application/json", 400),
         (b"".to_vec(), "application/json", 400),
         (br#"{"UserName":"jdoe"}"#.to_vec(), "text/plain", 400),
-        (b"UserName=jdoe".to_vec(), "application/x-www-form-urlencoded", 400),
+        (
+            b"UserName=jdoe".to_vec(),
+            "application/x-www-form-urlencoded",
+            400,
+        ),
         (vec![b' '; 17 * 1024], "application/json", 413),
     ] {
         let res = post(body, ct).await.unwrap();
@@ -229,7 +366,8 @@ async fn malformed_wrong_type_and_oversized_bodies() {
         assert!(res.bytes().await.unwrap().is_empty(), "nothing echoed back");
     }
     // A body that lies about its length is still cut at the limit (chunked, no Content-Length).
-    let chunks = futures_util::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024])));
+    let chunks =
+        futures_util::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024])));
     let res = client()
         .post(e.gw.url("/api/Auth"))
         .header("content-type", "application/json")
@@ -253,8 +391,12 @@ async fn login_path_only_accepts_post() {
 async fn users_file_changes_apply_without_restart_and_broken_files_are_ignored() {
     let hash = argon2(PASSWORD);
     let e = env_with(UsersFile::new(&user("first", &hash, true))).await;
-    assert_eq!(login(&e.gw, creds(&e, "second", PASSWORD)).await.status(), 401);
-    e.users.rewrite(&(user("first", &hash, true) + &user("second", &hash, true)));
+    assert_eq!(
+        login(&e.gw, creds(&e, "second", PASSWORD)).await.status(),
+        401
+    );
+    e.users
+        .rewrite(&(user("first", &hash, true) + &user("second", &hash, true)));
     let mut ok = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -267,9 +409,13 @@ async fn users_file_changes_apply_without_restart_and_broken_files_are_ignored()
     // A broken file keeps the last good copy.
     e.users.rewrite("[[users]]\nname = ");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(login(&e.gw, creds(&e, "second", PASSWORD)).await.status(), 200);
+    assert_eq!(
+        login(&e.gw, creds(&e, "second", PASSWORD)).await.status(),
+        200
+    );
     // Deactivating a user takes effect too.
-    e.users.rewrite(&(user("first", &hash, true) + &user("second", &hash, false)));
+    e.users
+        .rewrite(&(user("first", &hash, true) + &user("second", &hash, false)));
     let mut refused = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -288,7 +434,12 @@ async fn saturated_hash_pool_answers_503_and_proxied_traffic_flows() {
     let fake = FakeTurnstile::start().await;
     let up = Upstream::echo().await;
     let pool = "[login.hashing]\nmax_concurrent = 1\nmax_queue = 1\n";
-    let gw = TestGateway::start(&[&users.login_toml(&fake.url()), pool, &route("/", &up.url(), "")]).await;
+    let gw = TestGateway::start(&[
+        &users.login_toml(&fake.url()),
+        pool,
+        &route("/", &up.url(), ""),
+    ])
+    .await;
     let gw = std::sync::Arc::new(gw);
     let mut tasks = Vec::new();
     for i in 0..12 {
@@ -296,10 +447,13 @@ async fn saturated_hash_pool_answers_503_and_proxied_traffic_flows() {
         fake.add_valid_token(t.clone());
         let gw = gw.clone();
         tasks.push(tokio::spawn(async move {
-            login(&gw, json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": t}))
-                .await
-                .status()
-                .as_u16()
+            login(
+                &gw,
+                json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": t}),
+            )
+            .await
+            .status()
+            .as_u16()
         }));
     }
     // Proxied traffic is served while the logins queue.
@@ -316,5 +470,51 @@ async fn saturated_hash_pool_answers_503_and_proxied_traffic_flows() {
     }
     assert!(statuses.contains(&200), "{statuses:?}");
     assert!(statuses.contains(&503), "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_throttle_the_user_with_the_same_401_and_the_ip_with_429() {
+    let hash = argon2(PASSWORD);
+    let users = UsersFile::new(&(user("jdoe", &hash, true) + &user("other", &hash, true)));
+    let fake = FakeTurnstile::start().await;
+    let limits = "[login.throttle]\nuser_max_failures = 3\nuser_window = \"1h\"\nip_max_failures = 8\nip_window = \"1h\"\n";
+    let gw = TestGateway::start(&[&users.login_toml(&fake.url()), limits]).await;
+    let e_creds = |u: &str, p: &str| {
+        let t = captcha(&fake);
+        json!({"UserName": u, "Password": p, "CaptchaToken": t})
+    };
+    for _ in 0..3 {
+        assert_eq!(login(&gw, e_creds("jdoe", "wrong")).await.status(), 401);
+    }
+    // The user name is throttled: even the right password gets the same bare 401.
+    let throttled = snapshot(login(&gw, e_creds("jdoe", PASSWORD)).await).await;
+    let wrong = snapshot(login(&gw, e_creds("other", "wrong")).await).await;
+    assert_eq!(throttled, wrong);
+    // Another user from the same IP still logs in, and that does not reset jdoe.
+    assert_eq!(login(&gw, e_creds("other", PASSWORD)).await.status(), 200);
+    assert_eq!(login(&gw, e_creds("jdoe", PASSWORD)).await.status(), 401);
+    // The IP has now failed 6 times; two more reach its limit of 8, then 429 with Retry-After.
+    for _ in 0..2 {
+        assert_eq!(login(&gw, e_creds("nobody", "x")).await.status(), 401);
+    }
+    let calls_before = fake.calls();
+    let res = login(&gw, e_creds("other", PASSWORD)).await;
+    assert_eq!(res.status(), 429);
+    assert!(
+        res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(
+        fake.calls(),
+        calls_before,
+        "a throttled client never reaches siteverify"
+    );
 }

@@ -15,6 +15,7 @@
 use super::hashing::{Busy, HashPool};
 use super::password::{self, Verdict};
 use super::replay::SpentTokens;
+use super::throttle::{ip_key, Buckets, Limit};
 use super::token::TokenIssuer;
 use super::turnstile::{CaptchaError, Turnstile, TurnstileSettings};
 use crate::body::{self, BodyError, ResBody};
@@ -70,6 +71,12 @@ pub enum LoginError {
     /// The hashing pool and its queue are full.
     #[error("hashing pool busy")]
     Busy,
+    /// This client IP failed too often: 429 with `Retry-After`.
+    #[error("client throttled for {0:?}")]
+    Throttled(std::time::Duration),
+    /// This user name failed too often: the same bare 401 as any failure.
+    #[error("user name throttled")]
+    UserThrottled,
     /// Signing the token failed.
     #[error("token signing failed: {0}")]
     Token(String),
@@ -90,6 +97,7 @@ impl LoginError {
             LoginError::Inactive => "inactive",
             LoginError::Store(_) => "store_error",
             LoginError::Busy => "busy",
+            LoginError::Throttled(_) | LoginError::UserThrottled => "throttled",
             LoginError::Token(_) => "internal",
         }
     }
@@ -109,6 +117,8 @@ pub struct Login {
     pool: HashPool,
     issuer: TokenIssuer,
     max_body_bytes: usize,
+    ip_throttle: Buckets<IpAddr>,
+    user_throttle: Buckets<String>,
 }
 
 /// The three fields of the original API, bound case-insensitively.
@@ -150,6 +160,20 @@ impl Login {
             pool: HashPool::new(cfg.hashing.max_concurrent, cfg.hashing.max_queue),
             issuer,
             max_body_bytes: cfg.max_body_bytes,
+            ip_throttle: Buckets::new(
+                Limit {
+                    max_failures: cfg.throttle.ip_max_failures,
+                    window: cfg.throttle.ip_window,
+                },
+                cfg.throttle.max_entries,
+            ),
+            user_throttle: Buckets::new(
+                Limit {
+                    max_failures: cfg.throttle.user_max_failures,
+                    window: cfg.throttle.user_window,
+                },
+                cfg.throttle.max_entries,
+            ),
         })
     }
 
@@ -165,6 +189,27 @@ impl Login {
 
     /// Handles one login request; `client_ip` is sent to siteverify as `remoteip`.
     pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client_ip: IpAddr,
+    ) -> Result<Response<ResBody>, LoginError> {
+        let ip = ip_key(client_ip);
+        if let Some(wait) = self.ip_throttle.check(&ip) {
+            return Err(LoginError::Throttled(wait));
+        }
+        let result = self.attempt(req, client_ip).await;
+        if let Err(e) = &result {
+            if matches!(
+                e.outcome(),
+                "captcha_failed" | "bad_credentials" | "inactive" | "throttled"
+            ) {
+                self.ip_throttle.fail(&ip);
+            }
+        }
+        result
+    }
+
+    async fn attempt(
         &self,
         req: Request<Incoming>,
         client_ip: IpAddr,
@@ -209,11 +254,34 @@ impl Login {
         // 2. Credentials.
         let user_name = creds.user_name.unwrap_or_default();
         let password = creds.password.unwrap_or_default();
+        let normalised = normalise_name(&user_name);
+        if self.user_throttle.check(&normalised).is_some() {
+            return Err(LoginError::UserThrottled);
+        }
+        let result = self
+            .check_credentials(&user_name, &normalised, password)
+            .await;
+        match &result {
+            Ok(_) => self.user_throttle.clear(&normalised),
+            Err(LoginError::UnknownUser | LoginError::Inactive | LoginError::BadPassword) => {
+                self.user_throttle.fail(&normalised)
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn check_credentials(
+        &self,
+        user_name: &str,
+        normalised: &str,
+        password: String,
+    ) -> Result<Response<ResBody>, LoginError> {
         let record = if user_name.is_empty() {
             None
         } else {
             self.store
-                .lookup(&normalise_name(&user_name))
+                .lookup(normalised)
                 .await
                 .map_err(LoginError::Store)?
         };

@@ -7,6 +7,7 @@ pub mod jwks;
 pub mod login;
 pub mod password;
 pub mod replay;
+pub mod throttle;
 pub mod token;
 pub mod turnstile;
 

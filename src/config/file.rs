@@ -94,6 +94,18 @@ pub struct LoginFile {
     pub max_body_bytes: Option<usize>,
     pub turnstile: TurnstileFile,
     pub hashing: HashingFile,
+    pub throttle: ThrottleFile,
+}
+
+/// `[login.throttle]`: failed-login limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleFile {
+    pub ip_max_failures: Option<u32>,
+    pub ip_window: Option<Dur>,
+    pub user_max_failures: Option<u32>,
+    pub user_window: Option<Dur>,
+    pub max_entries: Option<usize>,
 }
 
 /// `[login.turnstile]`: Cloudflare Turnstile server-side validation.

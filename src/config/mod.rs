@@ -109,6 +109,17 @@ pub struct LoginConfig {
     pub max_body_bytes: usize,
     pub turnstile: TurnstileConfig,
     pub hashing: HashingConfig,
+    pub throttle: ThrottleConfig,
+}
+
+/// Failed-login limits (0 failures = off).
+#[derive(Clone, Debug)]
+pub struct ThrottleConfig {
+    pub ip_max_failures: u32,
+    pub ip_window: Duration,
+    pub user_max_failures: u32,
+    pub user_window: Duration,
+    pub max_entries: usize,
 }
 
 /// Turnstile siteverify settings.
@@ -674,7 +685,28 @@ fn validate_login(l: file::LoginFile, base: &Path) -> Result<LoginConfig, Config
             "argon2 parameters out of range (memory >= 8 KiB per lane, iterations and parallelism >= 1)",
         ));
     }
+    let th = l.throttle;
+    let throttle = ThrottleConfig {
+        ip_max_failures: th
+            .ip_max_failures
+            .unwrap_or(defaults::THROTTLE_IP_MAX_FAILURES),
+        ip_window: dur(th.ip_window, defaults::THROTTLE_IP_WINDOW),
+        user_max_failures: th
+            .user_max_failures
+            .unwrap_or(defaults::THROTTLE_USER_MAX_FAILURES),
+        user_window: dur(th.user_window, defaults::THROTTLE_USER_WINDOW),
+        max_entries: th.max_entries.unwrap_or(defaults::THROTTLE_MAX_ENTRIES),
+    };
+    for (key, w) in [
+        ("login.throttle.ip_window", throttle.ip_window),
+        ("login.throttle.user_window", throttle.user_window),
+    ] {
+        if w.is_zero() {
+            return Err(ConfigError::invalid(key, "must be longer than 0s"));
+        }
+    }
     Ok(LoginConfig {
+        throttle,
         enabled: l.enabled.unwrap_or(true),
         path,
         max_body_bytes,

@@ -108,7 +108,9 @@ pub fn raw_status(answer: &str) -> u16 {
 /// Sends `GET <target>` (sent byte for byte, so paths are not normalised by a client) with `Connection: close`
 /// and any extra header lines (each ending in `\r\n`); returns the status and the whole answer.
 pub async fn raw_get(addr: SocketAddr, target: &str, extra_headers: &str) -> (u16, String) {
-    let req = format!("GET {target} HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n{extra_headers}\r\n");
+    let req = format!(
+        "GET {target} HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n{extra_headers}\r\n"
+    );
     let answer = raw_request(addr, req.as_bytes(), std::time::Duration::from_secs(5)).await;
     (raw_status(&answer), answer)
 }
@@ -135,7 +137,10 @@ pub async fn closed_within(
 
 /// Reads one response head (up to the blank line) from a keep-alive connection, within `limit`.
 /// Returns None on timeout or close. The response must have no body (or the caller reads it).
-pub async fn read_head(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> Option<String> {
+pub async fn read_head(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> Option<String> {
     use tokio::io::AsyncReadExt;
     let deadline = tokio::time::Instant::now() + limit;
     let mut out = Vec::new();
@@ -174,7 +179,7 @@ impl UsersFile {
     /// The `[users]` + `[login]` fragment enabling login against this file and a siteverify URL.
     pub fn login_toml(&self, siteverify_url: &str) -> String {
         format!(
-            "[login]\nenabled = true\n[login.turnstile]\nsecret = \"{}\"\nsiteverify_url = \"{siteverify_url}\"\ntimeout = \"500ms\"\n[users]\nfile = {:?}\nreload_interval = \"100ms\"\n",
+            "[login]\nenabled = true\n[login.throttle]\nuser_max_failures = 1000\nip_max_failures = 1000\n[login.turnstile]\nsecret = \"{}\"\nsiteverify_url = \"{siteverify_url}\"\ntimeout = \"500ms\"\n[users]\nfile = {:?}\nreload_interval = \"100ms\"\n",
             turnstile::PASS_SECRET,
             self.path.display().to_string()
         )
@@ -188,10 +193,15 @@ pub fn user(name: &str, hash: &str, active: bool) -> String {
 
 /// Reads one response from a keep-alive connection: its head, then exactly `Content-Length` body bytes
 /// (no body when the header is absent). Returns None if that does not arrive within `limit`.
-pub async fn read_response(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> Option<(String, Vec<u8>)> {
+pub async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> Option<(String, Vec<u8>)> {
     use tokio::io::AsyncReadExt;
     let deadline = tokio::time::Instant::now() + limit;
-    let head = tokio::time::timeout_at(deadline, read_head(stream, limit)).await.ok()??;
+    let head = tokio::time::timeout_at(deadline, read_head(stream, limit))
+        .await
+        .ok()??;
     let len = head
         .lines()
         .filter_map(|l| l.split_once(':'))
@@ -199,7 +209,10 @@ pub async fn read_response(stream: &mut tokio::net::TcpStream, limit: std::time:
         .and_then(|(_, v)| v.trim().parse::<usize>().ok())
         .unwrap_or(0);
     let mut body = vec![0u8; len];
-    tokio::time::timeout_at(deadline, stream.read_exact(&mut body)).await.ok()?.ok()?;
+    tokio::time::timeout_at(deadline, stream.read_exact(&mut body))
+        .await
+        .ok()?
+        .ok()?;
     Some((head, body))
 }
 

@@ -1,0 +1,197 @@
+//! Failed-login throttling per client IP and per user name: a token bucket per key in a bounded `DashMap`.
+//!
+//! Each failure takes one token; tokens refill at `max_failures / window`. A key with no token left is
+//! throttled until one refills. Successful logins clear the user's bucket. Memory is bounded: when the map is
+//! full, buckets that have refilled completely (equivalent to no entry) are purged; if it is still full, new
+//! keys are not tracked (logged), so a flood of random names costs at most `max_entries` entries. IPv6
+//! clients are keyed by their /64, since one host usually owns a whole /64.
+
+use dashmap::DashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// One limit: `max_failures` within `window`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub max_failures: u32,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Token buckets keyed by `K`.
+#[derive(Debug)]
+pub struct Buckets<K: Eq + Hash> {
+    map: DashMap<K, Bucket>,
+    limit: Limit,
+    max_entries: usize,
+    warned_full: AtomicBool,
+}
+
+impl<K: Eq + Hash + Clone> Buckets<K> {
+    /// Empty buckets for `limit`, holding at most `max_entries` keys.
+    pub fn new(limit: Limit, max_entries: usize) -> Self {
+        Buckets {
+            map: DashMap::new(),
+            limit,
+            max_entries,
+            warned_full: AtomicBool::new(false),
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.limit.max_failures as f64 / self.limit.window.as_secs_f64().max(0.001)
+    }
+
+    fn refilled(&self, b: &Bucket, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        (b.tokens + elapsed * self.rate()).min(self.limit.max_failures as f64)
+    }
+
+    /// None if `key` may try again now, else how long until it may.
+    pub fn check(&self, key: &K) -> Option<Duration> {
+        if self.limit.max_failures == 0 {
+            return None;
+        }
+        let b = *self.map.get(key)?;
+        let tokens = self.refilled(&b, Instant::now());
+        if tokens >= 1.0 {
+            None
+        } else {
+            Some(
+                Duration::from_secs_f64(((1.0 - tokens) / self.rate()).max(0.0))
+                    .max(Duration::from_secs(1)),
+            )
+        }
+    }
+
+    /// Records a failure for `key`.
+    pub fn fail(&self, key: &K) {
+        if self.limit.max_failures == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(mut b) = self.map.get_mut(key) {
+            let tokens = self.refilled(&b, now);
+            *b = Bucket {
+                tokens: (tokens - 1.0).max(0.0),
+                at: now,
+            };
+            return;
+        }
+        if self.map.len() >= self.max_entries {
+            let full = self.limit.max_failures as f64;
+            self.map.retain(|_, b| {
+                let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+                b.tokens
+                    + elapsed * self.limit.max_failures as f64
+                        / self.limit.window.as_secs_f64().max(0.001)
+                    < full
+            });
+            if self.map.len() >= self.max_entries {
+                if !self.warned_full.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        entries = self.map.len(),
+                        "login throttle table full; new keys are not tracked until entries expire"
+                    );
+                }
+                return;
+            }
+        }
+        self.map.insert(
+            key.clone(),
+            Bucket {
+                tokens: self.limit.max_failures as f64 - 1.0,
+                at: now,
+            },
+        );
+    }
+
+    /// Forgets `key` (after a success).
+    pub fn clear(&self, key: &K) {
+        self.map.remove(key);
+    }
+
+    /// Keys tracked.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when nothing is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// The key for a client address: the address itself, or its /64 for IPv6.
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttles_after_max_failures_and_refills() {
+        let b = Buckets::new(
+            Limit {
+                max_failures: 3,
+                window: Duration::from_millis(300),
+            },
+            100,
+        );
+        for _ in 0..3 {
+            assert!(b.check(&"k").is_none());
+            b.fail(&"k");
+        }
+        let wait = b.check(&"k").expect("throttled");
+        assert!(
+            wait >= Duration::from_secs(1),
+            "Retry-After is at least a second"
+        );
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(b.check(&"k").is_none(), "a token refilled");
+        b.clear(&"k");
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn table_is_bounded() {
+        let b = Buckets::new(
+            Limit {
+                max_failures: 5,
+                window: Duration::from_secs(3600),
+            },
+            50,
+        );
+        for i in 0..1000 {
+            b.fail(&i);
+        }
+        assert!(b.len() <= 50);
+    }
+
+    #[test]
+    fn ipv6_is_keyed_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(ip_key(a), ip_key(c));
+        let m: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(ip_key(m), "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+}
