@@ -13,16 +13,24 @@ pub enum BodyError {
     /// Longer than the limit.
     #[error("body too large")]
     TooLarge,
+    /// The whole body did not arrive within the time allowed (slow-body clients).
+    #[error("body read timed out")]
+    Timeout,
     /// The client stopped sending or the stream broke.
     #[error("body read failed: {0}")]
     Read(String),
 }
 
-/// Reads a whole body, refusing it as soon as it exceeds `limit` bytes (never buffers more).
-pub async fn collect_limited(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(e) => Err(BodyError::Read(e.to_string())),
+/// Reads a whole body within `deadline`, refusing it as soon as it exceeds `limit` bytes (never buffers more).
+pub async fn collect_limited(
+    body: Incoming,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Bytes, BodyError> {
+    match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Ok(Err(e)) => Err(BodyError::Read(e.to_string())),
     }
 }

@@ -55,6 +55,8 @@ pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 pub const LOGIN_PATH: &str = "/api/Auth";
 /// Largest login body read; a real one is < 3 KiB (a Turnstile token is at most 2048 characters).
 pub const MAX_LOGIN_BODY_BYTES: usize = 16 * 1024;
+/// Time a client gets to send the whole login body; a trickled body cannot hold a login open.
+pub const LOGIN_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Cloudflare's siteverify endpoint.
 pub const SITEVERIFY_URL: &str = "https://challenges.cloudflare.com/turnstile/v0/siteverify";
 /// A siteverify call slower than this fails closed.

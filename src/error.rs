@@ -108,6 +108,9 @@ impl GatewayError {
             GatewayError::Login(
                 LoginError::BadContentType | LoginError::BadJson | LoginError::BodyRead(_),
             ) => response::empty(StatusCode::BAD_REQUEST),
+            GatewayError::Login(LoginError::BodyTimeout) => {
+                response::empty(StatusCode::REQUEST_TIMEOUT)
+            }
             GatewayError::Login(LoginError::TooLarge) => {
                 response::empty(StatusCode::PAYLOAD_TOO_LARGE)
             }

@@ -518,3 +518,20 @@ async fn repeated_failures_throttle_the_user_with_the_same_401_and_the_ip_with_4
         "a throttled client never reaches siteverify"
     );
 }
+
+#[tokio::test]
+async fn a_trickled_login_body_times_out_with_408() {
+    let users = UsersFile::new(&user("jdoe", &argon2(PASSWORD), true));
+    let fake = FakeTurnstile::start().await;
+    let gw = TestGateway::start(&[
+        &users.login_toml(&fake.url()),
+        "[login]\nbody_timeout = \"300ms\"\n",
+    ])
+    .await;
+    let head = "POST /api/Auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"UserName\":";
+    let started = std::time::Instant::now();
+    let answer = support::raw_request(gw.addr, head.as_bytes(), Duration::from_secs(3)).await;
+    assert_eq!(support::raw_status(&answer), 408, "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(fake.calls(), 0);
+}

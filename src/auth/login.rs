@@ -44,6 +44,9 @@ pub enum LoginError {
     /// Body over `login.max_body_bytes`.
     #[error("body too large")]
     TooLarge,
+    /// The body did not arrive within `login.body_timeout`.
+    #[error("body read timed out")]
+    BodyTimeout,
     /// The client stopped sending the body.
     #[error("body read failed: {0}")]
     BodyRead(String),
@@ -89,6 +92,7 @@ impl LoginError {
             LoginError::BadContentType
             | LoginError::BadJson
             | LoginError::TooLarge
+            | LoginError::BodyTimeout
             | LoginError::BodyRead(_) => "bad_request",
             LoginError::Captcha(_)
             | LoginError::CaptchaReplayed
@@ -117,6 +121,7 @@ pub struct Login {
     pool: HashPool,
     issuer: TokenIssuer,
     max_body_bytes: usize,
+    body_timeout: std::time::Duration,
     ip_throttle: Buckets<IpAddr>,
     user_throttle: Buckets<String>,
 }
@@ -160,6 +165,7 @@ impl Login {
             pool: HashPool::new(cfg.hashing.max_concurrent, cfg.hashing.max_queue),
             issuer,
             max_body_bytes: cfg.max_body_bytes,
+            body_timeout: cfg.body_timeout,
             ip_throttle: Buckets::new(
                 Limit {
                     max_failures: cfg.throttle.ip_max_failures,
@@ -225,10 +231,11 @@ impl Login {
         if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
             return Err(LoginError::TooLarge);
         }
-        let bytes = body::collect_limited(req.into_body(), self.max_body_bytes)
+        let bytes = body::collect_limited(req.into_body(), self.max_body_bytes, self.body_timeout)
             .await
             .map_err(|e| match e {
                 BodyError::TooLarge => LoginError::TooLarge,
+                BodyError::Timeout => LoginError::BodyTimeout,
                 BodyError::Read(m) => LoginError::BodyRead(m),
             })?;
         let creds = parse(&bytes)?;

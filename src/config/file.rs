@@ -92,6 +92,7 @@ pub struct LoginFile {
     pub enabled: Option<bool>,
     pub path: Option<String>,
     pub max_body_bytes: Option<usize>,
+    pub body_timeout: Option<Dur>,
     pub turnstile: TurnstileFile,
     pub hashing: HashingFile,
     pub throttle: ThrottleFile,

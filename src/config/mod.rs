@@ -107,6 +107,7 @@ pub struct LoginConfig {
     pub enabled: bool,
     pub path: String,
     pub max_body_bytes: usize,
+    pub body_timeout: Duration,
     pub turnstile: TurnstileConfig,
     pub hashing: HashingConfig,
     pub throttle: ThrottleConfig,
@@ -706,6 +707,7 @@ fn validate_login(l: file::LoginFile, base: &Path) -> Result<LoginConfig, Config
         }
     }
     Ok(LoginConfig {
+        body_timeout: dur(l.body_timeout, defaults::LOGIN_BODY_TIMEOUT),
         throttle,
         enabled: l.enabled.unwrap_or(true),
         path,
