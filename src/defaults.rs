@@ -21,6 +21,9 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/2 streams a single connection may run at once (Envoy and Go use 100-250).
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 200;
 
+/// Metrics and health listener: loopback only, off the public port.
+pub const METRICS_LISTEN_ADDR: &str = "127.0.0.1:9090";
+
 /// Upstream TCP (and TLS) connect timeout: a healthy upstream on a LAN connects in milliseconds.
 pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time for the upstream to send its response head; nginx's proxy_read_timeout is 60 s.

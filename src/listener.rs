@@ -7,6 +7,8 @@
 //! `drain_timeout` whatever is left is dropped.
 
 use crate::config::{Config, ServerConfig};
+use crate::metrics::Metrics;
+use crate::reload::Shared;
 use crate::server::{ConnInfo, Gateway};
 use crate::state::State;
 use hyper::service::service_fn;
@@ -34,10 +36,10 @@ pub enum StartError {
     /// The listen address could not be bound.
     #[error("server.listen: cannot bind {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
-    /// TLS files unusable.
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-    /// An upstream client could not be built.
+    /// The metrics address could not be bound.
+    #[error("metrics.listen: cannot bind {addr}: {source}")]
+    BindMetrics { addr: SocketAddr, source: io::Error },
+    /// Runtime state (TLS files, upstream clients, login) could not be built.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
 }
@@ -46,6 +48,9 @@ pub enum StartError {
 pub struct Running {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The bound metrics/health address, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
     shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -63,6 +68,7 @@ impl Running {
         for task in &self.background {
             task.abort();
         }
+        self.shared.stop_watchers();
     }
 
     /// Shuts down and waits.
@@ -70,18 +76,22 @@ impl Running {
         self.shutdown();
         self.wait().await;
     }
+
+    /// Re-reads the configuration file now (as SIGHUP does); the old configuration stays on error.
+    pub fn reload(&self) -> Result<(), String> {
+        crate::reload::reload(&self.shared)
+    }
+
+    /// The process metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
 }
 
-/// Binds the listener and serves in the background.
+/// Binds the listeners and serves in the background.
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
-    let state = Arc::new(State::new(&config)?);
-    let tls = match &config.server.tls {
-        Some(t) => Some((
-            TlsAcceptor::from(crate::tls::server_config(t)?),
-            t.handshake_timeout,
-        )),
-        None => None,
-    };
+    let metrics = Metrics::new();
+    let state = Arc::new(State::new(&config, metrics.clone())?);
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -92,20 +102,37 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         addr: config.server.listen,
         source,
     })?;
-    let mut background = Vec::new();
-    if let Some(file) = &state.users_file {
-        background.push(file.clone().watch(config.users.reload_interval));
-    }
+    let shared = Arc::new(Shared::new(state, metrics, config.source.clone()));
     let shutdown = CancellationToken::new();
+    let mut background = Vec::new();
+    let metrics_addr = match config.metrics.listen {
+        None => None,
+        Some(at) => {
+            let l = TcpListener::bind(at)
+                .await
+                .map_err(|source| StartError::BindMetrics { addr: at, source })?;
+            let bound = l
+                .local_addr()
+                .map_err(|source| StartError::BindMetrics { addr: at, source })?;
+            background.push(tokio::spawn(crate::health::serve(l, shared.clone())));
+            Some(bound)
+        }
+    };
+    shared.start_watchers();
+    background.push(tokio::spawn(crate::reload::watch(
+        shared.clone(),
+        config.users.reload_interval,
+    )));
     let done = tokio::spawn(accept_loop(
         listener,
-        Gateway::new(state),
-        tls,
+        shared.clone(),
         config.server,
         shutdown.clone(),
     ));
     Ok(Running {
         addr,
+        metrics_addr,
+        shared,
         shutdown,
         done,
         background,
@@ -130,11 +157,12 @@ fn http_builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
 
 async fn accept_loop(
     listener: TcpListener,
-    gateway: Gateway,
-    tls: Option<(TlsAcceptor, Duration)>,
+    shared: Arc<Shared>,
     cfg: ServerConfig,
     shutdown: CancellationToken,
 ) {
+    let gateway = Gateway::new(shared.clone());
+    let handshake_timeout = cfg.tls.as_ref().map(|t| t.handshake_timeout);
     let builder = Arc::new(http_builder(&cfg));
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let tracker = TaskTracker::new();
@@ -160,12 +188,18 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let gateway = gateway.clone();
         let builder = builder.clone();
-        let tls = tls.clone();
+        // The acceptor of the current config, so a renewed certificate serves new connections.
+        let tls = match (shared.current().tls.clone(), handshake_timeout) {
+            (Some(acceptor), Some(t)) => Some((acceptor, t)),
+            _ => None,
+        };
+        let open = OpenConnection::new(&shared.metrics);
         let shutdown = shutdown.clone();
         let idle = cfg.idle_timeout;
         let force = force.clone();
         tracker.spawn(async move {
             let _permit = permit;
+            let _open = open;
             tokio::select! {
                 _ = serve_tcp(tcp, peer, gateway, builder, tls, idle, shutdown) => {}
                 _ = force.cancelled() => {}
@@ -364,5 +398,21 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ActivityIo<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Counts a connection in `gateway_open_connections` for as long as it lives.
+struct OpenConnection(prometheus_client::metrics::gauge::Gauge);
+
+impl OpenConnection {
+    fn new(metrics: &Metrics) -> OpenConnection {
+        metrics.open_connections.inc();
+        OpenConnection(metrics.open_connections.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -47,10 +47,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    gateway::telemetry::init();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config),
-        Command::CheckConfig => check_config(&cli.config),
+        Command::CheckConfig => {
+            let _logs = gateway::telemetry::init(None);
+            check_config(&cli.config)
+        }
         Command::HashPassword {
             memory_kib,
             iterations,
@@ -71,7 +73,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let state = match gateway::state::State::new(&config) {
+    let state = match gateway::state::State::new(&config, gateway::metrics::Metrics::new()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -87,6 +89,34 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                     file.path().display()
                 );
                 return ExitCode::from(2);
+            }
+        }
+        if state.login.as_ref().is_some_and(|l| !l.has_captcha()) {
+            println!("WARNING: no login.turnstile.secret: every login will fail (401)");
+        }
+    }
+    if let gateway::config::UserStoreKind::Sql(settings) = &config.users.store {
+        if config.login.enabled {
+            // Connect, prepare the query (one parameter, the needed columns) and run it once.
+            let store = gateway::users::sql::SqlStore::new(settings.clone());
+            let checked = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| {
+                    rt.block_on(async {
+                        let r = store.check().await;
+                        store.close().await;
+                        r
+                    })
+                    .map_err(|e| e.to_string())
+                });
+            match checked {
+                Ok(report) => println!("users: OK {report}"),
+                Err(e) => {
+                    eprintln!("error: users: {}: {e}", store.describe());
+                    return ExitCode::from(2);
+                }
             }
         }
         if state.login.as_ref().is_some_and(|l| !l.has_captcha()) {
@@ -213,6 +243,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let _logs = gateway::telemetry::init(Some(&config.log));
     gateway::telemetry::install_panic_hook();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // Default: one worker per core. GATEWAY_WORKER_THREADS pins it (benchmarks, CPU-limited containers).
@@ -237,8 +268,26 @@ async fn run(config: Config) -> ExitCode {
     if config.auth.dev_secret {
         tracing::warn!("!!! DEVELOPMENT JWT SECRET IN USE: anyone can mint tokens. Set auth.secret, auth.secret_file or GATEWAY_AUTH__SECRET before exposing this gateway !!!");
     }
-    let routes = config.routes.len();
+    let routes: Vec<String> = config
+        .routes
+        .iter()
+        .map(|r| {
+            format!(
+                "{}{} -> {}{}",
+                r.host.as_deref().unwrap_or(""),
+                r.prefix,
+                r.upstream.url,
+                if r.public { " (public)" } else { "" }
+            )
+        })
+        .collect();
     let tls = config.server.tls.is_some();
+    let store = match (&config.login.enabled, &config.users.store) {
+        (false, _) => "none (login disabled)".to_string(),
+        (true, gateway::config::UserStoreKind::File(p)) => format!("file {}", p.display()),
+        #[allow(unreachable_patterns)]
+        (true, _) => "sql".to_string(),
+    };
     let running = match gateway::spawn(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -250,7 +299,9 @@ async fn run(config: Config) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         addr = %running.addr,
         tls,
-        routes,
+        metrics = ?running.metrics_addr,
+        users = %store,
+        routes = ?routes,
         "gateway listening"
     );
     wait_for_signal().await;

@@ -10,15 +10,20 @@ use crate::cors::Cors;
 use crate::error::{BadRequest, GatewayError};
 use crate::forward::headers::Hop;
 use crate::forward::{self, Outbound};
+use crate::metrics::RouteName;
+use crate::reload::Shared;
 use crate::routing::{path, Routed};
 use crate::state::State;
 use http::header::HOST;
 use http::uri::Authority;
+use http::HeaderName;
 use http::{HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -27,57 +32,115 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
+/// What the access log and metrics need to know about a request, filled in along the way.
+#[derive(Default)]
+struct Trace {
+    route: Option<RouteName>,
+    user: Option<String>,
+    upstream: Option<Duration>,
+}
+
 /// The request handler.
 #[derive(Clone)]
 pub struct Gateway {
-    state: Arc<State>,
+    shared: Arc<Shared>,
 }
 
+static ROUTE_NONE: LazyLock<RouteName> = LazyLock::new(|| Arc::new("none".to_string()));
+static ROUTE_LOGIN: LazyLock<RouteName> = LazyLock::new(|| Arc::new("login".to_string()));
+static ROUTE_INTERNAL: LazyLock<RouteName> = LazyLock::new(|| Arc::new("gateway".to_string()));
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 impl Gateway {
-    /// Wraps built state.
-    pub fn new(state: Arc<State>) -> Gateway {
-        Gateway { state }
+    /// Serves whatever state `shared` currently holds.
+    pub fn new(shared: Arc<Shared>) -> Gateway {
+        Gateway { shared }
     }
 
     /// Answers one request; never fails.
-    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<ResBody> {
-        let origin = self.state.cors.allowed_origin(req.headers());
+    pub async fn handle(&self, mut req: Request<Incoming>, conn: ConnInfo) -> Response<ResBody> {
+        let started = Instant::now();
+        // In-flight requests keep the state they started with across a reload.
+        let state = self.shared.current();
+        let origin = state.cors.allowed_origin(req.headers());
         let method = req.method().clone();
-        let mut res = match self.try_handle(req, conn, origin.is_some()).await {
+        let request_id = request_id(&state, &req, conn);
+        req.headers_mut()
+            .insert(X_REQUEST_ID.clone(), request_id.clone());
+        let path_for_log = state.access_log.then(|| req.uri().path().to_string());
+        let mut trace = Trace::default();
+        let mut res = match self
+            .try_handle(&state, req, conn, origin.is_some(), &mut trace)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 match &e {
                     GatewayError::Upstream(u) => {
-                        tracing::warn!(peer = %conn.peer, %method, kind = u.kind(), error = %u, "upstream failed")
+                        state
+                            .metrics
+                            .upstream_errors
+                            .get_or_create(&crate::metrics::KindLabels { kind: u.kind() })
+                            .inc();
+                        tracing::warn!(request_id = ?request_id, peer = %conn.peer, %method, kind = u.kind(), error = %u, "upstream failed")
                     }
                     other => {
-                        tracing::debug!(peer = %conn.peer, %method, error = %other, "request refused")
+                        tracing::debug!(request_id = ?request_id, peer = %conn.peer, %method, error = %other, "request refused")
                     }
                 }
                 e.into_response()
             }
         };
         if let Some(o) = origin {
-            self.state.cors.decorate(o, &mut res);
+            state.cors.decorate(o, &mut res);
+        }
+        res.headers_mut()
+            .insert(X_REQUEST_ID.clone(), request_id.clone());
+        let took = started.elapsed();
+        let route = trace.route.as_ref().unwrap_or(&ROUTE_NONE);
+        state.metrics.request(route, &method, res.status(), took);
+        if let Some(path) = path_for_log {
+            tracing::info!(
+                target: "access",
+                request_id = request_id.to_str().unwrap_or("-"),
+                client = %conn.peer.ip(),
+                method = %method,
+                path = %path,
+                route = %route,
+                status = res.status().as_u16(),
+                bytes = res.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-"),
+                duration_ms = took.as_secs_f64() * 1000.0,
+                upstream_ms = trace.upstream.map(|d| d.as_secs_f64() * 1000.0),
+                user = trace.user.as_deref(),
+            );
         }
         res
     }
 
     async fn try_handle(
         &self,
+        state: &State,
         req: Request<Incoming>,
         conn: ConnInfo,
         origin_allowed: bool,
+        trace: &mut Trace,
     ) -> Result<Response<ResBody>, GatewayError> {
-        let state = &*self.state;
         let host = request_host(&req)?;
         let path = path::normalise(req.uri().path()).map_err(BadRequest::Path)?;
         if origin_allowed && Cors::is_preflight(req.method(), req.headers()) {
+            trace.route = Some(ROUTE_INTERNAL.clone());
             return Ok(state.cors.preflight());
+        }
+        if state.health_on_main {
+            if let Some(res) = crate::health::answer(&self.shared, req.method(), &path).await {
+                trace.route = Some(ROUTE_INTERNAL.clone());
+                return Ok(res);
+            }
         }
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
         match state.router.route(host_str, &path) {
             Routed::Login => {
+                trace.route = Some(ROUTE_LOGIN.clone());
                 let Some(login) = &state.login else {
                     return Err(GatewayError::NotFound);
                 };
@@ -86,10 +149,14 @@ impl Gateway {
                 }
                 let ip = client_ip(state, &req, conn);
                 match login.handle(req, ip).await {
-                    Ok(res) => Ok(res),
+                    Ok(res) => {
+                        state.metrics.login("success");
+                        Ok(res)
+                    }
                     Err(e) => {
-                        // The one place the causes are told apart: the log (and later metrics).
-                        tracing::info!(peer = %conn.peer, outcome = e.outcome(), reason = %e, "login refused");
+                        // The only places the causes are told apart: this log line and the metrics.
+                        state.metrics.login(e.outcome());
+                        tracing::info!(client = %ip, outcome = e.outcome(), reason = %e, "login refused");
                         Err(e.into())
                     }
                 }
@@ -108,6 +175,7 @@ impl Gateway {
                 route,
                 upstream_path,
             } => {
+                trace.route = Some(state.route_names[index].clone());
                 let identity = if route.public {
                     None
                 } else {
@@ -117,6 +185,10 @@ impl Gateway {
                         state.max_token_bytes,
                     )?)
                 };
+                trace.user = identity
+                    .as_ref()
+                    .map(|i| i.sub.clone())
+                    .filter(|_| state.access_log);
                 let hop = Hop {
                     peer: conn.peer.ip(),
                     trusted: state.is_trusted(conn.peer.ip()),
@@ -137,10 +209,32 @@ impl Gateway {
                     identity_names: &state.identity_names,
                     identity: identity.as_ref(),
                 };
-                Ok(forward::forward(req, out).await?)
+                let sent = Instant::now();
+                let res = forward::forward(req, out).await;
+                let upstream = sent.elapsed();
+                trace.upstream = Some(upstream);
+                state
+                    .metrics
+                    .upstream_duration
+                    .get_or_create(&crate::metrics::RouteLabels {
+                        route: state.route_names[index].clone(),
+                    })
+                    .observe(upstream.as_secs_f64());
+                Ok(res?)
             }
         }
     }
+}
+
+/// The request id: kept from a trusted proxy when it is sane, otherwise a new one.
+fn request_id(state: &State, req: &Request<Incoming>, conn: ConnInfo) -> HeaderValue {
+    if let Some(v) = req.headers().get(&X_REQUEST_ID) {
+        let sane = v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_graphic());
+        if sane && state.is_trusted(conn.peer.ip()) {
+            return v.clone();
+        }
+    }
+    crate::telemetry::new_request_id()
 }
 
 /// The client's address: the peer, or behind trusted proxies the rightmost untrusted `X-Forwarded-For` entry.

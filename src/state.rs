@@ -6,6 +6,7 @@ use crate::auth::token::{TokenIssuer, TokenVerifier};
 use crate::config::{Config, IdentityConfig};
 use crate::cors::Cors;
 use crate::forward::client::{self, ClientError, UpstreamClient};
+use crate::metrics::{Metrics, RouteName};
 use crate::routing::Router;
 use crate::users::file::FileStore;
 use crate::users::UserStore;
@@ -33,6 +34,18 @@ pub struct State {
     pub users_file: Option<Arc<FileStore>>,
     /// The JWKS document, for asymmetric algorithms.
     pub jwks: Option<Bytes>,
+    /// Process-wide metrics (survive reloads).
+    pub metrics: Arc<Metrics>,
+    /// Route names as metric labels, same index as `router.routes()`.
+    pub route_names: Vec<RouteName>,
+    /// TLS acceptor with the current certificate, when HTTPS is on.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Write one access-log line per request.
+    pub access_log: bool,
+    /// Answer /healthz and /readyz on the main listener.
+    pub health_on_main: bool,
+    /// The configuration this state was built from.
+    pub config: Config,
 }
 
 /// Why runtime state could not be built.
@@ -44,11 +57,20 @@ pub enum StateError {
     /// The login endpoint could not be set up.
     #[error("{0}")]
     Login(String),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl State {
     /// Builds the state; fails only on upstream TLS setup.
-    pub fn new(config: &Config) -> Result<State, StateError> {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<State, StateError> {
+        let tls = match &config.server.tls {
+            Some(t) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+                t,
+            )?)),
+            None => None,
+        };
         let clients = config
             .routes
             .iter()
@@ -69,12 +91,25 @@ impl State {
                     "auth.private_key_file: required to issue tokens while login is enabled".into(),
                 )
             })?;
-            let crate::config::UserStoreKind::File(path) = &config.users.store;
-            let file = Arc::new(FileStore::open(path));
-            let store = Arc::new(UserStore::File(file.clone()));
+            let (store, file) = match &config.users.store {
+                crate::config::UserStoreKind::File(path) => {
+                    let file = Arc::new(FileStore::open(path));
+                    (UserStore::File(file.clone()), Some(file))
+                }
+                // Lazy: nothing connects here, so the gateway starts with the database down.
+                crate::config::UserStoreKind::Sql(settings) => (
+                    UserStore::Sql(Arc::new(crate::users::sql::SqlStore::new(settings.clone()))),
+                    None,
+                ),
+            };
+            let store = Arc::new(store);
+            tracing::debug!(store = %store.describe(), "user store");
             (
-                Some(Login::new(&config.login, store, issuer).map_err(StateError::Login)?),
-                Some(file),
+                Some(
+                    Login::new(&config.login, store, issuer, metrics.clone())
+                        .map_err(StateError::Login)?,
+                ),
+                file,
             )
         } else {
             (None, None)
@@ -91,7 +126,25 @@ impl State {
             login,
             users_file,
             jwks,
+            route_names: config
+                .routes
+                .iter()
+                .map(|r| Arc::new(r.name.clone()))
+                .collect(),
+            metrics,
+            tls,
+            access_log: config.log.access,
+            health_on_main: config.metrics.health_on_main_listener,
+            config: config.clone(),
         })
+    }
+
+    /// Readiness: the user store (when login is on) can answer.
+    pub async fn ready(&self) -> Result<(), String> {
+        match &self.login {
+            Some(login) => login.store().ready().await.map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
     }
 
     /// True when `ip` is a configured trusted proxy.

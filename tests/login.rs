@@ -74,13 +74,14 @@ fn creds(e: &Env, user: &str, password: &str) -> Value {
     json!({"UserName": user, "Password": password, "CaptchaToken": captcha(&e.fake)})
 }
 
-/// Status, headers (minus Date) and body, for byte-for-byte comparison of failures.
+/// Status, headers (minus Date and X-Request-Id) and body, for byte-for-byte comparison of failures.
 async fn snapshot(res: reqwest::Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let status = res.status().as_u16();
     let mut headers: Vec<(String, String)> = res
         .headers()
         .iter()
-        .filter(|(k, _)| k.as_str() != "date")
+        // Date and X-Request-Id differ per request by design; everything else must be identical.
+        .filter(|(k, _)| k.as_str() != "date" && k.as_str() != "x-request-id")
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
         .collect();
     headers.sort();

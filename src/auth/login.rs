@@ -20,6 +20,7 @@ use super::token::TokenIssuer;
 use super::turnstile::{CaptchaError, Turnstile, TurnstileSettings};
 use crate::body::{self, BodyError, ResBody};
 use crate::config::LoginConfig;
+use crate::metrics::{KindLabels, Metrics};
 use crate::response;
 use crate::users::{normalise_name, StoreError, UserStore};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -124,6 +125,7 @@ pub struct Login {
     body_timeout: std::time::Duration,
     ip_throttle: Buckets<IpAddr>,
     user_throttle: Buckets<String>,
+    metrics: Arc<Metrics>,
 }
 
 /// The three fields of the original API, bound case-insensitively.
@@ -140,6 +142,7 @@ impl Login {
         cfg: &LoginConfig,
         store: Arc<UserStore>,
         issuer: TokenIssuer,
+        metrics: Arc<Metrics>,
     ) -> Result<Login, String> {
         let turnstile = match &cfg.turnstile.secret {
             None => {
@@ -173,6 +176,7 @@ impl Login {
                 },
                 cfg.throttle.max_entries,
             ),
+            metrics,
             user_throttle: Buckets::new(
                 Limit {
                     max_failures: cfg.throttle.user_max_failures,
@@ -186,6 +190,11 @@ impl Login {
     /// True when a Turnstile secret is configured.
     pub fn has_captcha(&self) -> bool {
         self.turnstile.is_some()
+    }
+
+    /// The user store (for readiness).
+    pub fn store(&self) -> &Arc<UserStore> {
+        &self.store
     }
 
     /// The hashing pool (for metrics).
@@ -252,10 +261,18 @@ impl Login {
             .turnstile
             .as_ref()
             .ok_or(LoginError::CaptchaNotConfigured)?;
-        turnstile
-            .verify(captcha, Some(client_ip))
-            .await
-            .map_err(LoginError::Captcha)?;
+        let started = std::time::Instant::now();
+        let verdict = turnstile.verify(captcha, Some(client_ip)).await;
+        self.metrics
+            .siteverify_duration
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &verdict {
+            self.metrics
+                .siteverify_failures
+                .get_or_create(&KindLabels { kind: e.kind() })
+                .inc();
+        }
+        verdict.map_err(LoginError::Captcha)?;
         self.spent.spend(captcha);
 
         // 2. Credentials.

@@ -18,7 +18,27 @@ pub struct FileConfig {
     pub cors: CorsFile,
     pub login: LoginFile,
     pub users: UsersFile,
+    pub log: LogFile,
+    pub metrics: MetricsFile,
     pub routes: Vec<RouteFile>,
+}
+
+/// `[log]`: logging and the access log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogFile {
+    pub level: Option<String>,
+    pub format: Option<String>,
+    pub access: Option<bool>,
+}
+
+/// `[metrics]`: the separate listener for /metrics, /healthz and /readyz.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsFile {
+    pub enabled: Option<bool>,
+    pub listen: Option<String>,
+    pub health_on_main_listener: Option<bool>,
 }
 
 /// `[server]`: the listener and its limits.
@@ -140,6 +160,16 @@ pub struct UsersFile {
     pub store: Option<String>,
     pub file: Option<PathBuf>,
     pub reload_interval: Option<Dur>,
+    /// `store = "sql"`: connection URL (a secret: also `url_file` or `GATEWAY_USERS__URL`).
+    pub url: Option<String>,
+    pub url_file: Option<PathBuf>,
+    pub query: Option<String>,
+    pub claims: Option<Vec<String>>,
+    pub max_connections: Option<u32>,
+    pub connect_timeout: Option<Dur>,
+    pub query_timeout: Option<Dur>,
+    pub dummy_hash: Option<String>,
+    pub read_only: Option<bool>,
 }
 
 /// One `[[routes]]` entry.

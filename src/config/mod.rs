@@ -36,7 +36,30 @@ pub struct Config {
     pub cors: CorsConfig,
     pub login: LoginConfig,
     pub users: UsersConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
     pub routes: Vec<RouteConfig>,
+    /// The file this configuration was loaded from (None for in-memory configs); enables hot reload.
+    pub source: Option<PathBuf>,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// tracing filter, e.g. `info` or `gateway=debug` (`GATEWAY_LOG` overrides it).
+    pub level: String,
+    pub json: bool,
+    /// One line per request on target `access`.
+    pub access: bool,
+}
+
+/// The metrics and health listener.
+#[derive(Clone, Debug)]
+pub struct MetricsConfig {
+    /// None when disabled.
+    pub listen: Option<SocketAddr>,
+    /// Also answer /healthz and /readyz on the main listener, without a token.
+    pub health_on_main_listener: bool,
 }
 
 /// Listener settings and limits.
@@ -167,6 +190,8 @@ pub struct UsersConfig {
 pub enum UserStoreKind {
     /// A TOML users file, reloaded when it changes.
     File(PathBuf),
+    /// A SQL database queried once per login (`users.store = "sql"`).
+    Sql(crate::users::sql::SqlSettings),
 }
 
 /// One validated route.
@@ -228,7 +253,9 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        Self::from_figment(Self::figment(path), &base)
+        let mut config = Self::from_figment(Self::figment(path), &base)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Extracts and validates any provider stack; relative paths resolve against `base`.
@@ -299,6 +326,8 @@ fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
     let cors = validate_cors(raw.cors)?;
     let login = validate_login(raw.login, base)?;
     let users = validate_users(raw.users, base)?;
+    let log = validate_log(raw.log)?;
+    let metrics = validate_metrics(raw.metrics)?;
     let routes = validate_routes(raw.routes, base)?;
     if login.enabled
         && routes
@@ -320,7 +349,55 @@ fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         cors,
         login,
         users,
+        log,
+        metrics,
+        source: None,
         routes,
+    })
+}
+
+fn validate_log(l: file::LogFile) -> Result<LogConfig, ConfigError> {
+    let level = l.level.unwrap_or_else(|| "info".to_string());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        return Err(ConfigError::invalid(
+            "log.level",
+            format!("{level:?} is not a log filter like \"info\" or \"gateway=debug\""),
+        ));
+    }
+    let json = match l.format.as_deref().unwrap_or("text") {
+        "text" => false,
+        "json" => true,
+        other => {
+            return Err(ConfigError::invalid(
+                "log.format",
+                format!("{other:?} is not \"text\" or \"json\""),
+            ))
+        }
+    };
+    Ok(LogConfig {
+        level,
+        json,
+        access: l.access.unwrap_or(true),
+    })
+}
+
+fn validate_metrics(m: file::MetricsFile) -> Result<MetricsConfig, ConfigError> {
+    let listen = if m.enabled.unwrap_or(true) {
+        let text = m
+            .listen
+            .unwrap_or_else(|| defaults::METRICS_LISTEN_ADDR.to_string());
+        Some(SocketAddr::from_str(&text).map_err(|_| {
+            ConfigError::invalid(
+                "metrics.listen",
+                format!("{text:?} is not an address like 127.0.0.1:9090"),
+            )
+        })?)
+    } else {
+        None
+    };
+    Ok(MetricsConfig {
+        listen,
+        health_on_main_listener: m.health_on_main_listener.unwrap_or(false),
     })
 }
 
@@ -725,16 +802,129 @@ fn validate_login(l: file::LoginFile, base: &Path) -> Result<LoginConfig, Config
 }
 
 fn validate_users(u: file::UsersFile, base: &Path) -> Result<UsersConfig, ConfigError> {
-    let store = match u.store.as_deref().unwrap_or("file") {
-        "file" => UserStoreKind::File(resolve(
-            base,
-            &u.file
-                .unwrap_or_else(|| PathBuf::from(defaults::USERS_FILE)),
-        )),
+    use crate::users::sql::{self, SqlSettings};
+    let kind = u.store.as_deref().unwrap_or("file");
+    // Keys of the other store are refused rather than silently ignored.
+    let sql_keys = [
+        ("users.url", u.url.is_some()),
+        ("users.url_file", u.url_file.is_some()),
+        ("users.query", u.query.is_some()),
+        ("users.claims", u.claims.is_some()),
+        ("users.max_connections", u.max_connections.is_some()),
+        ("users.connect_timeout", u.connect_timeout.is_some()),
+        ("users.query_timeout", u.query_timeout.is_some()),
+        ("users.dummy_hash", u.dummy_hash.is_some()),
+        ("users.read_only", u.read_only.is_some()),
+    ];
+    let file_keys = [
+        ("users.file", u.file.is_some()),
+        ("users.reload_interval", u.reload_interval.is_some()),
+    ];
+    let store = match kind {
+        "file" => {
+            if let Some((key, _)) = sql_keys.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::invalid(
+                    *key,
+                    "only used with users.store = \"sql\"",
+                ));
+            }
+            UserStoreKind::File(resolve(
+                base,
+                &u.file
+                    .unwrap_or_else(|| PathBuf::from(defaults::USERS_FILE)),
+            ))
+        }
+        "sql" => {
+            if let Some((key, _)) = file_keys.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::invalid(
+                    *key,
+                    "only used with users.store = \"file\"",
+                ));
+            }
+            let url = secret("users.url", u.url, u.url_file, base)?
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "users.url",
+                        "required when users.store = \"sql\" (or users.url_file, or GATEWAY_USERS__URL)",
+                    )
+                })?;
+            let mut s = SqlSettings::new(url.trim()).ok_or_else(|| {
+                // Only the scheme is echoed: the rest may hold a password.
+                let scheme = url.split_once(':').map_or("", |(s, _)| s);
+                ConfigError::invalid(
+                    "users.url",
+                    format!("scheme {scheme:?} is not supported (postgres://, mysql://, mariadb:// or sqlite:)"),
+                )
+            })?;
+            s.check_url()
+                .map_err(|e| ConfigError::invalid("users.url", e))?;
+            if let Some(q) = u.query {
+                if q.trim().is_empty() {
+                    return Err(ConfigError::invalid(
+                        "users.query",
+                        "is empty (leave it out for the default ASP.NET Identity query)",
+                    ));
+                }
+                s.query = q;
+            }
+            for (i, c) in u.claims.unwrap_or_default().into_iter().enumerate() {
+                let key = format!("users.claims[{i}]");
+                let lower = c.to_ascii_lowercase();
+                if c.trim().is_empty() {
+                    return Err(ConfigError::invalid(key, "is empty"));
+                }
+                if sql::RESERVED_COLUMNS.contains(&lower.as_str()) {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("{c:?} is read by the gateway itself and never becomes a claim"),
+                    ));
+                }
+                if crate::auth::token::RESERVED_CLAIMS.contains(&lower.as_str()) {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("{c:?} is a registered claim the gateway sets itself (alias the column in users.query)"),
+                    ));
+                }
+                if s.claims.iter().any(|o| o.eq_ignore_ascii_case(&c)) {
+                    return Err(ConfigError::invalid(key, format!("{c:?} is listed twice")));
+                }
+                s.claims.push(c);
+            }
+            if let Some(n) = u.max_connections {
+                if n == 0 {
+                    return Err(ConfigError::invalid(
+                        "users.max_connections",
+                        "must be at least 1",
+                    ));
+                }
+                s.max_connections = n;
+            }
+            s.connect_timeout = dur(u.connect_timeout, sql::DEFAULT_CONNECT_TIMEOUT);
+            s.query_timeout = dur(u.query_timeout, sql::DEFAULT_QUERY_TIMEOUT);
+            for (key, d) in [
+                ("users.connect_timeout", s.connect_timeout),
+                ("users.query_timeout", s.query_timeout),
+            ] {
+                if d.is_zero() {
+                    return Err(ConfigError::invalid(key, "must be longer than 0s"));
+                }
+            }
+            if let Some(name) = u.dummy_hash {
+                s.dummy = sql::parse_dummy_kind(&name).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "users.dummy_hash",
+                        format!("{name:?} is not one of argon2id, aspnet-v3, aspnet-v3-sha256, aspnet-v2"),
+                    )
+                })?;
+            }
+            s.read_only = u.read_only.unwrap_or(true);
+            UserStoreKind::Sql(s)
+        }
         other => {
             return Err(ConfigError::invalid(
                 "users.store",
-                format!("{other:?} is not a known store (file)"),
+                format!("{other:?} is not a known store (file, sql)"),
             ))
         }
     };
@@ -1039,4 +1229,106 @@ mod tests {
             Err(ConfigError::Missing(_))
         ));
     }
+    // --- users.store = "sql" ---
+    fn sql(extra: &str) -> Result<crate::users::sql::SqlSettings, String> {
+        let c = Config::from_toml(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\n[users]\nstore = \"sql\"\n{extra}"
+        ))
+        .map_err(|e| e.to_string())?;
+        match c.users.store {
+            UserStoreKind::Sql(s) => Ok(s),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sql_store_defaults_follow_the_url_scheme() {
+        use crate::users::sql::Dialect;
+        let s = sql("url = \"postgres://gw:pw@db:5432/app\"\n").unwrap();
+        assert_eq!(s.dialect, Dialect::Postgres);
+        assert_eq!(s.query, Dialect::Postgres.default_query());
+        assert_eq!(s.max_connections, 4);
+        assert_eq!(s.connect_timeout, Duration::from_secs(3));
+        assert_eq!(s.query_timeout, Duration::from_secs(2));
+        assert_eq!(s.dummy, crate::auth::password::DummyKind::AspNetV3Net7);
+        assert!(s.read_only && s.claims.is_empty());
+        assert_eq!(
+            sql("url = \"mariadb://root@h/db\"\n").unwrap().dialect,
+            Dialect::MySql
+        );
+        let s = sql("url = \"sqlite:///tmp/x.db\"\nquery = \"SELECT 1\"\nclaims = [\"email\"]\nmax_connections = 9\nconnect_timeout = \"5s\"\nquery_timeout = \"250ms\"\ndummy_hash = \"argon2id\"\nread_only = false\n").unwrap();
+        assert_eq!(s.dialect, Dialect::Sqlite);
+        assert_eq!(s.query, "SELECT 1");
+        assert_eq!(s.claims, ["email"]);
+        assert_eq!(s.max_connections, 9);
+        assert_eq!(s.connect_timeout, Duration::from_secs(5));
+        assert_eq!(s.query_timeout, Duration::from_millis(250));
+        assert_eq!(s.dummy, crate::auth::password::DummyKind::Argon2id);
+        assert!(!s.read_only);
+    }
+
+    #[test]
+    fn sql_store_errors_name_the_key_and_hide_the_password() {
+        let e = sql("").unwrap_err();
+        assert!(e.starts_with("users.url: required"), "{e}");
+        let e = sql("url = \"redis://u:hunter2@h\"\n").unwrap_err();
+        assert!(
+            e.starts_with("users.url:") && e.contains("redis") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = sql("url = \"postgres://u:hunter2@h:notaport/db\"\n").unwrap_err();
+        assert!(e.starts_with("users.url:") && !e.contains("hunter2"), "{e}");
+        let e = sql("url = \"sqlite:x\"\nurl_file = \"/nonexistent\"\n").unwrap_err();
+        assert!(e.contains("not both"), "{e}");
+        for (extra, key) in [
+            ("query = \"  \"", "users.query:"),
+            ("claims = [\"Password_Hash\"]", "users.claims[0]:"),
+            ("claims = [\"a\", \"sub\"]", "users.claims[1]:"),
+            ("claims = [\"a\", \"A\"]", "users.claims[1]:"),
+            ("max_connections = 0", "users.max_connections:"),
+            ("connect_timeout = \"0s\"", "users.connect_timeout:"),
+            ("query_timeout = \"0s\"", "users.query_timeout:"),
+            ("dummy_hash = \"sha1\"", "users.dummy_hash:"),
+            ("file = \"users.toml\"", "users.file:"),
+            ("reload_interval = \"1s\"", "users.reload_interval:"),
+        ] {
+            let e = sql(&format!("url = \"sqlite:x.db\"\n{extra}\n")).unwrap_err();
+            assert!(e.starts_with(key), "{extra}: {e}");
+        }
+        // SQL keys with the file store are refused too.
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\n[users]\nquery = \"SELECT 1\"\n"
+        ));
+        assert!(e.starts_with("users.query: only used with"), "{e}");
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\n[users]\nstore = \"ldap\"\n"
+        ));
+        assert!(e.starts_with("users.store:"), "{e}");
+    }
+
+    #[test]
+    fn sql_url_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("url");
+        std::fs::write(&f, "postgres://gw:pw@db/app\n").unwrap();
+        let s = sql(&format!("url_file = {:?}\n", f.display().to_string())).unwrap();
+        assert_eq!(s.url, "postgres://gw:pw@db/app");
+        assert!(!format!("{s:?}").contains(":pw@"));
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gateway.toml",
+                &format!("[auth]\nsecret = \"{SECRET}\"\n[users]\nstore = \"sql\"\n"),
+            )?;
+            jail.set_env("GATEWAY_USERS__URL", "mysql://root@127.0.0.1:3306/app");
+            let c = Config::load(Path::new("gateway.toml")).map_err(|e| e.to_string())?;
+            match c.users.store {
+                UserStoreKind::Sql(s) => {
+                    assert_eq!(s.dialect, crate::users::sql::Dialect::MySql)
+                }
+                other => panic!("{other:?}"),
+            }
+            Ok(())
+        });
+    }
+    // --- end sql ---
 }

@@ -3,10 +3,14 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod sql;
 pub mod tls;
 pub mod tokens;
 pub mod turnstile;
 pub mod upstream;
+// Hostile-traffic tests (issue 4): a recording upstream and a raw HTTP/2 frame client.
+pub mod h2raw;
+pub mod recorder;
 
 use figment::providers::{Format, Toml};
 use figment::Figment;
@@ -20,7 +24,7 @@ pub const SECRET: &str = "integration-test-secret-NOT-REAL-0123456789abcdef";
 /// The base every test gateway starts from: loopback port 0, the test secret, login off.
 fn base_toml() -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"5s\"\n[auth]\nsecret = \"{SECRET}\"\n[login]\nenabled = false\n"
+        "[metrics]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"5s\"\n[auth]\nsecret = \"{SECRET}\"\n[login]\nenabled = false\n"
     )
 }
 

@@ -1,0 +1,215 @@
+//! Hot reload: the current `State` behind an `ArcSwap`, swapped whole when the configuration file, the TLS
+//! certificate or key change (polled), or on SIGHUP.
+//!
+//! A new configuration is loaded and validated and its `State` fully built (keys, routes, upstream clients,
+//! certificate, users) before the swap, so an invalid file is refused with a logged reason and the old one
+//! keeps serving. In-flight requests hold the `State` they started with and finish on it. Settings fixed at
+//! start (listen addresses, connection limits and timeouts, TLS on/off) are reported as needing a restart.
+
+use crate::config::Config;
+use crate::metrics::{Metrics, OutcomeLabels};
+use crate::state::State;
+use arc_swap::ArcSwap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::task::JoinHandle;
+
+/// What the listener, the request handler and the reloader share.
+pub struct Shared {
+    current: ArcSwap<State>,
+    /// Process-wide metrics.
+    pub metrics: Arc<Metrics>,
+    source: Option<PathBuf>,
+    watchers: Mutex<Vec<JoinHandle<()>>>,
+    /// Serialises reloads (SIGHUP and the poller may fire together).
+    reloading: Mutex<()>,
+    stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+}
+
+impl Shared {
+    /// Wraps the first state.
+    pub fn new(state: Arc<State>, metrics: Arc<Metrics>, source: Option<PathBuf>) -> Shared {
+        let stamps = watched_files(&state.config, source.as_deref())
+            .iter()
+            .map(|p| stamp(p))
+            .collect();
+        Shared {
+            current: ArcSwap::new(state),
+            metrics,
+            source,
+            watchers: Mutex::new(Vec::new()),
+            reloading: Mutex::new(()),
+            stamps: Mutex::new(stamps),
+        }
+    }
+
+    /// The state new requests use.
+    pub fn current(&self) -> Arc<State> {
+        self.current.load_full()
+    }
+
+    /// Starts the current state's background tasks (users file watcher).
+    pub fn start_watchers(&self) {
+        let state = self.current();
+        let mut tasks = Vec::new();
+        if let Some(file) = &state.users_file {
+            tasks.push(file.clone().watch(state.config.users.reload_interval));
+        }
+        if let Ok(mut w) = self.watchers.lock() {
+            for old in w.drain(..) {
+                old.abort();
+            }
+            *w = tasks;
+        }
+    }
+
+    /// Stops the background tasks.
+    pub fn stop_watchers(&self) {
+        if let Ok(mut w) = self.watchers.lock() {
+            for t in w.drain(..) {
+                t.abort();
+            }
+        }
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn watched_files(config: &Config, source: Option<&Path>) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = source.map(Path::to_path_buf).into_iter().collect();
+    if let Some(tls) = &config.server.tls {
+        files.push(tls.cert.clone());
+        files.push(tls.key.clone());
+    }
+    files
+}
+
+/// Settings that only take effect after a restart, named by key.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (o, n) = (&old.server, &new.server);
+    let mut keys = Vec::new();
+    let mut check = |differs: bool, key: &'static str| {
+        if differs {
+            keys.push(key);
+        }
+    };
+    check(o.listen != n.listen, "server.listen");
+    check(
+        o.header_read_timeout != n.header_read_timeout,
+        "server.header_read_timeout",
+    );
+    check(
+        o.max_header_bytes != n.max_header_bytes,
+        "server.max_header_bytes",
+    );
+    check(o.idle_timeout != n.idle_timeout, "server.idle_timeout");
+    check(
+        o.max_connections != n.max_connections,
+        "server.max_connections",
+    );
+    check(o.drain_timeout != n.drain_timeout, "server.drain_timeout");
+    check(
+        o.h2_max_concurrent_streams != n.h2_max_concurrent_streams,
+        "server.h2_max_concurrent_streams",
+    );
+    check(o.tls.is_some() != n.tls.is_some(), "server.tls");
+    check(
+        o.tls.as_ref().map(|t| t.handshake_timeout) != n.tls.as_ref().map(|t| t.handshake_timeout),
+        "server.tls.handshake_timeout",
+    );
+    check(old.metrics.listen != new.metrics.listen, "metrics.listen");
+    check(
+        old.log.level != new.log.level || old.log.json != new.log.json,
+        "log.level/log.format",
+    );
+    keys
+}
+
+/// Loads, validates and builds the configuration from its file, then swaps it in.
+pub fn reload(shared: &Shared) -> Result<(), String> {
+    let Some(path) = &shared.source else {
+        return Err("this gateway was started without a configuration file".into());
+    };
+    let _guard = shared
+        .reloading
+        .lock()
+        .map_err(|_| "reload lock poisoned".to_string())?;
+    let outcome = (|| {
+        let config = Config::load(path).map_err(|e| e.to_string())?;
+        let old = shared.current();
+        let restart = needs_restart(&old.config, &config);
+        let state = State::new(&config, shared.metrics.clone()).map_err(|e| e.to_string())?;
+        if let Ok(mut stamps) = shared.stamps.lock() {
+            *stamps = watched_files(&config, Some(path))
+                .iter()
+                .map(|p| stamp(p))
+                .collect();
+        }
+        shared.current.store(Arc::new(state));
+        shared.start_watchers();
+        if !restart.is_empty() {
+            tracing::warn!(keys = ?restart, "configuration reloaded, but these changes need a restart to apply");
+        }
+        Ok::<_, String>(config.routes.len())
+    })();
+    match outcome {
+        Ok(routes) => {
+            shared
+                .metrics
+                .config_reloads
+                .get_or_create(&OutcomeLabels { outcome: "ok" })
+                .inc();
+            tracing::info!(path = %path.display(), routes, "configuration reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            shared
+                .metrics
+                .config_reloads
+                .get_or_create(&OutcomeLabels { outcome: "refused" })
+                .inc();
+            tracing::error!(path = %path.display(), error = %e, "new configuration refused; the previous one keeps serving");
+            Err(e)
+        }
+    }
+}
+
+/// Polls the configuration and certificate files every `interval` and listens for SIGHUP; reloads on either.
+pub async fn watch(shared: Arc<Shared>, interval: Duration) {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if shared.source.is_none() {
+                    continue;
+                }
+                let files = watched_files(&shared.current().config, shared.source.as_deref());
+                let now: Vec<_> = files.iter().map(|p| stamp(p)).collect();
+                let changed = shared.stamps.lock().map(|mut s| {
+                    let changed = *s != now;
+                    // Remember what we saw, so a refused file is not retried (and logged) every tick.
+                    *s = now;
+                    changed
+                }).unwrap_or(false);
+                if changed {
+                    let s = shared.clone();
+                    let _ = tokio::task::spawn_blocking(move || reload(&s)).await;
+                }
+            }
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                if shared.source.is_some() {
+                    let s = shared.clone();
+                    let _ = tokio::task::spawn_blocking(move || reload(&s)).await;
+                } else if let Some(file) = &shared.current().users_file {
+                    let _ = file.reload();
+                }
+            }
+        }
+    }
+}
