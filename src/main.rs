@@ -31,6 +31,12 @@ enum Command {
     Serve,
     /// Load and validate the configuration, print the effective routes, and exit.
     CheckConfig,
+    /// Exit 0 if the gateway's /healthz answers 200 (for container HEALTHCHECKs without curl).
+    Healthcheck {
+        /// URL to probe.
+        #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
+        url: String,
+    },
     /// Read a password (stdin, or a prompt without echo) and print its argon2id hash for the users file.
     HashPassword {
         /// argon2 memory in KiB (default from [login.hashing], else OWASP's 19456).
@@ -53,6 +59,7 @@ fn main() -> ExitCode {
             let _logs = gateway::telemetry::init(None);
             check_config(&cli.config)
         }
+        Command::Healthcheck { url } => healthcheck(&url),
         Command::HashPassword {
             memory_kib,
             iterations,
@@ -171,6 +178,39 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+fn healthcheck(url: &str) -> ExitCode {
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        eprintln!("error: {url:?} is not a URL");
+        return ExitCode::from(2);
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    runtime.block_on(async move {
+        let client: Client<HttpConnector, http_body_util::Empty<bytes::Bytes>> =
+            Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
+        match tokio::time::timeout(std::time::Duration::from_secs(3), client.get(uri)).await {
+            Ok(Ok(res)) if res.status().is_success() => ExitCode::SUCCESS,
+            Ok(Ok(res)) => {
+                eprintln!("unhealthy: {}", res.status());
+                ExitCode::FAILURE
+            }
+            Ok(Err(e)) => {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+            Err(_) => {
+                eprintln!("unhealthy: timeout");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn hash_password(
