@@ -16,11 +16,12 @@ pub fn document(auth: &AuthConfig) -> Result<Option<Vec<u8>>, String> {
     ) {
         return Ok(None);
     }
-    let Some(key) = &auth.encoding_key else {
+    if auth.encoding_key.is_none() {
         return Ok(None);
-    };
-    let mut jwk = Jwk::from_encoding_key(key, auth.algorithm)
-        .map_err(|e| format!("auth.private_key_file: {e}"))?;
+    }
+    // From the public key: it is what verifiers need, and config validation checked it matches the private one.
+    let mut jwk = Jwk::from_decoding_key(&auth.decoding_key, Some(auth.algorithm))
+        .map_err(|e| format!("auth.public_key_file: cannot publish as JWK: {e}"))?;
     jwk.common.key_id = auth.key_id.clone();
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     serde_json::to_vec(&JwkSet { keys: vec![jwk] })

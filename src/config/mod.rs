@@ -488,13 +488,28 @@ fn validate_server(s: file::ServerFile, base: &Path) -> Result<ServerConfig, Con
 
 fn validate_auth(a: file::AuthFile, base: &Path) -> Result<AuthConfig, ConfigError> {
     let alg_text = a.algorithm.unwrap_or_else(|| "HS256".to_string());
-    let algorithm = Algorithm::from_str(&alg_text.to_ascii_uppercase()).map_err(|_| {
+    const KNOWN: [&str; 12] = [
+        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+        "ES384", "EdDSA",
+    ];
+    let canonical = KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(&alg_text))
+        .copied()
+        .unwrap_or("");
+    let algorithm = Algorithm::from_str(canonical).map_err(|_| {
         ConfigError::invalid(
             "auth.algorithm",
             format!("{alg_text:?} is not one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"),
         )
     })?;
-    let secret = secret("auth.secret", a.secret, a.secret_file, base)?;
+    // An empty value means "not set", so an environment variable can clear a secret from the file.
+    let secret = secret(
+        "auth.secret",
+        a.secret.filter(|s| !s.is_empty()),
+        a.secret_file,
+        base,
+    )?;
     let is_hmac = matches!(
         algorithm,
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
@@ -583,6 +598,25 @@ fn validate_auth(a: file::AuthFile, base: &Path) -> Result<AuthConfig, ConfigErr
                 Some(key)
             }
         };
+        if let Some(enc) = &encoding {
+            // A mismatched pair would issue tokens the gateway itself refuses: find out now, not at the first login.
+            let probe = jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(algorithm),
+                &serde_json::json!({"sub": "probe", "exp": u32::MAX}),
+                enc,
+            )
+            .map_err(|e| {
+                ConfigError::invalid("auth.private_key_file", format!("cannot sign with it: {e}"))
+            })?;
+            let mut v = jsonwebtoken::Validation::new(algorithm);
+            v.validate_aud = false;
+            if jsonwebtoken::decode::<serde_json::Value>(&probe, &decoding, &v).is_err() {
+                return Err(ConfigError::invalid(
+                    "auth.private_key_file",
+                    "does not match auth.public_key_file",
+                ));
+            }
+        }
         (decoding, encoding, false)
     };
     let token_ttl = dur(a.token_ttl, defaults::TOKEN_TTL);
@@ -1220,6 +1254,32 @@ mod tests {
             assert_eq!(c.server.listen.port(), 9999);
             Ok(())
         });
+    }
+
+    #[test]
+    fn mismatched_key_pair_is_refused_and_algorithm_names_ignore_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let b = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let private = dir.path().join("a.pem");
+        let public_a = dir.path().join("a.pub");
+        let public_b = dir.path().join("b.pub");
+        std::fs::write(&private, a.serialize_pem()).unwrap();
+        std::fs::write(&public_a, a.public_key_pem()).unwrap();
+        std::fs::write(&public_b, b.public_key_pem()).unwrap();
+        let toml = |public: &Path| {
+            format!(
+                "[auth]\nalgorithm = \"es256\"\nprivate_key_file = {:?}\npublic_key_file = {:?}\n",
+                private.display().to_string(),
+                public.display().to_string()
+            )
+        };
+        Config::from_toml(&toml(&public_a)).unwrap();
+        let e = err(&toml(&public_b));
+        assert!(
+            e.starts_with("auth.private_key_file:") && e.contains("does not match"),
+            "{e}"
+        );
     }
 
     #[test]
