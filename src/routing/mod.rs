@@ -69,7 +69,12 @@ impl Router {
 
     /// Decides where a request goes. `path` must be normalised; `host` is the request's host (any case, port allowed).
     pub fn route(&self, host: Option<&str>, path: &str) -> Routed<'_> {
-        let lower = path.to_ascii_lowercase();
+        // Most paths are already lower case; only allocate when one is not.
+        let lower: std::borrow::Cow<'_, str> = if path.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(path.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(path)
+        };
         if let Some(login) = &self.login_path {
             let p = if lower.len() > 1 {
                 lower.trim_end_matches('/')
