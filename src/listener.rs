@@ -63,8 +63,8 @@ impl Running {
     }
 
     /// Waits until the gateway has stopped (after `shutdown`, once drained or after the drain timeout).
-    pub async fn wait(self) {
-        let _ = self.done.await;
+    pub async fn wait(mut self) {
+        let _ = (&mut self.done).await;
         for task in &self.background {
             task.abort();
         }
@@ -85,6 +85,17 @@ impl Running {
     /// The process metrics.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.shared.metrics.clone()
+    }
+}
+
+impl Drop for Running {
+    /// A gateway dropped without `stop` still stops: no accept loop or watcher outlives its handle.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for task in &self.background {
+            task.abort();
+        }
+        self.shared.stop_watchers();
     }
 }
 
@@ -193,15 +204,18 @@ async fn accept_loop(
             (Some(acceptor), Some(t)) => Some((acceptor, t)),
             _ => None,
         };
-        let open = OpenConnection::new(&shared.metrics);
+        let slot = Arc::new(ConnSlot {
+            _permit: permit,
+            _open: OpenConnection::new(&shared.metrics),
+            tracker: tracker.clone(),
+            force: force.clone(),
+        });
         let shutdown = shutdown.clone();
         let idle = cfg.idle_timeout;
         let force = force.clone();
         tracker.spawn(async move {
-            let _permit = permit;
-            let _open = open;
             tokio::select! {
-                _ = serve_tcp(tcp, peer, gateway, builder, tls, idle, shutdown) => {}
+                _ = serve_tcp(tcp, peer, gateway, builder, tls, idle, shutdown, slot) => {}
                 _ = force.cancelled() => {}
             }
         });
@@ -230,6 +244,7 @@ async fn serve_tcp(
     tls: Option<(TlsAcceptor, Duration)>,
     idle: Duration,
     shutdown: CancellationToken,
+    slot: Arc<ConnSlot>,
 ) {
     match tls {
         None => {
@@ -240,6 +255,7 @@ async fn serve_tcp(
                 &builder,
                 idle,
                 shutdown,
+                slot,
             )
             .await
         }
@@ -265,6 +281,7 @@ async fn serve_tcp(
                 &builder,
                 idle,
                 shutdown,
+                slot,
             )
             .await
         }
@@ -278,6 +295,7 @@ async fn serve_io<I>(
     builder: &auto::Builder<TokioExecutor>,
     idle: Duration,
     shutdown: CancellationToken,
+    slot: Arc<ConnSlot>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -286,7 +304,11 @@ async fn serve_io<I>(
         inner: io,
         activity: activity.clone(),
     };
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        // Only upgrade requests carry the slot: the upgraded stream outlives this connection task.
+        if req.headers().contains_key(http::header::UPGRADE) {
+            req.extensions_mut().insert(slot.clone());
+        }
         let gateway = gateway.clone();
         async move { Ok::<_, Infallible>(gateway.handle(req, conn).await) }
     });
@@ -398,6 +420,32 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ActivityIo<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A client connection's hold on the listener: its `max_connections` slot, its place in the open-connections
+/// gauge, and the drain machinery. An upgraded (WebSocket) stream keeps it after the HTTP connection ends, so
+/// upgrades count against the cap and are drained and force-closed like any connection.
+pub struct ConnSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _open: OpenConnection,
+    tracker: TaskTracker,
+    force: CancellationToken,
+}
+
+impl ConnSlot {
+    /// Runs an upgraded stream's copy loop under this slot, until it ends or the drain timeout forces it.
+    pub fn spawn_upgraded<F>(self: Arc<Self>, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let tracker = self.tracker.clone();
+        tracker.spawn(async move {
+            tokio::select! {
+                _ = work => {}
+                _ = self.force.cancelled() => {}
+            }
+        });
     }
 }
 

@@ -75,6 +75,9 @@ pub async fn forward(
     } else {
         None
     };
+    let slot = req
+        .extensions_mut()
+        .remove::<std::sync::Arc<crate::listener::ConnSlot>>();
 
     let (mut parts, body) = req.into_parts();
     let route = out.route;
@@ -134,7 +137,7 @@ pub async fn forward(
             // A 101 nobody asked for cannot be relayed.
             return Err(UpstreamError::Protocol("unsolicited 101".into()));
         };
-        splice(client_upgrade, hyper::upgrade::on(&mut response));
+        splice(client_upgrade, hyper::upgrade::on(&mut response), slot);
         let (mut parts, _) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers, true);
         return Ok(Response::from_parts(
@@ -206,8 +209,12 @@ fn chain(e: &dyn StdError) -> String {
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections until either closes.
-fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    tokio::spawn(async move {
+fn splice(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    slot: Option<std::sync::Arc<crate::listener::ConnSlot>>,
+) {
+    let work = async move {
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,
             Err(e) => {
@@ -220,5 +227,11 @@ fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade
         if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
             tracing::debug!(error = %e, "upgraded connection closed with an error");
         }
-    });
+    };
+    match slot {
+        Some(slot) => slot.spawn_upgraded(work),
+        None => {
+            tokio::spawn(work);
+        }
+    }
 }
