@@ -215,7 +215,7 @@ async fn accept_loop(
         let force = force.clone();
         tracker.spawn(async move {
             tokio::select! {
-                _ = serve_tcp(tcp, peer, gateway, builder, tls, idle, shutdown, slot) => {}
+                _ = serve_tcp(tcp, peer, tls, Serve { gateway, builder, idle, shutdown, slot }) => {}
                 _ = force.cancelled() => {}
             }
         });
@@ -236,29 +236,23 @@ async fn accept_loop(
     }
 }
 
-async fn serve_tcp(
-    tcp: TcpStream,
-    peer: SocketAddr,
+/// What serving one connection needs besides the socket.
+struct Serve {
     gateway: Gateway,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    tls: Option<(TlsAcceptor, Duration)>,
     idle: Duration,
     shutdown: CancellationToken,
     slot: Arc<ConnSlot>,
+}
+
+async fn serve_tcp(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<(TlsAcceptor, Duration)>,
+    serve: Serve,
 ) {
     match tls {
-        None => {
-            serve_io(
-                tcp,
-                ConnInfo { peer, tls: false },
-                gateway,
-                &builder,
-                idle,
-                shutdown,
-                slot,
-            )
-            .await
-        }
+        None => serve_io(tcp, ConnInfo { peer, tls: false }, serve).await,
         Some((acceptor, handshake_timeout)) => {
             let stream = tokio::select! {
                 r = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)) => match r {
@@ -272,33 +266,24 @@ async fn serve_tcp(
                         return;
                     }
                 },
-                _ = shutdown.cancelled() => return,
+                _ = serve.shutdown.cancelled() => return,
             };
-            serve_io(
-                stream,
-                ConnInfo { peer, tls: true },
-                gateway,
-                &builder,
-                idle,
-                shutdown,
-                slot,
-            )
-            .await
+            serve_io(stream, ConnInfo { peer, tls: true }, serve).await
         }
     }
 }
 
-async fn serve_io<I>(
-    io: I,
-    conn: ConnInfo,
-    gateway: Gateway,
-    builder: &auto::Builder<TokioExecutor>,
-    idle: Duration,
-    shutdown: CancellationToken,
-    slot: Arc<ConnSlot>,
-) where
+async fn serve_io<I>(io: I, conn: ConnInfo, serve: Serve)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Serve {
+        gateway,
+        builder,
+        idle,
+        shutdown,
+        slot,
+    } = serve;
     let activity = Arc::new(Activity::new());
     let io = ActivityIo {
         inner: io,

@@ -154,10 +154,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         println!(
             "  {:<16} {}{} -> {}{}{}",
             r.name,
-            r.host
-                .as_deref()
-                .map(|h| format!("{h}"))
-                .unwrap_or_default(),
+            r.host.as_deref().map(|h| h.to_string()).unwrap_or_default(),
             r.prefix,
             r.upstream.url,
             if r.public {
@@ -285,15 +282,21 @@ fn serve(path: &std::path::Path) -> ExitCode {
     };
     let _logs = gateway::telemetry::init(Some(&config.log));
     gateway::telemetry::install_panic_hook();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    // Default: one worker per core. GATEWAY_WORKER_THREADS pins it (benchmarks, CPU-limited containers).
-    if let Some(n) = std::env::var("GATEWAY_WORKER_THREADS")
+    // Default: one worker per core. GATEWAY_WORKER_THREADS pins it (benchmarks, CPU-limited containers);
+    // with 1, a current-thread runtime skips the work-stealing machinery it would not use anyway.
+    let workers = std::env::var("GATEWAY_WORKER_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-    {
-        builder.worker_threads(n);
-    }
+        .filter(|n| *n > 0);
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {

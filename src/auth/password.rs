@@ -476,6 +476,36 @@ fn aspnet_v2_dummy() -> String {
     STANDARD.encode(bytes)
 }
 
+/// The dummy kind whose cost is closest to verifying `stored_hash`, so a store can pick the dummy that
+/// matches its users' hashes. Unknown formats map to the argon2id default.
+#[must_use]
+pub fn dummy_kind_of(stored_hash: &str) -> DummyKind {
+    if stored_hash.starts_with('$') {
+        return DummyKind::Argon2id;
+    }
+    match STANDARD.decode(stored_hash.as_bytes()).ok().as_deref() {
+        Some([ASPNET_V2_MARKER, ..]) => DummyKind::AspNetV2,
+        Some([ASPNET_V3_MARKER, 0, 0, 0, 2, ..]) => DummyKind::AspNetV3Net7,
+        Some([ASPNET_V3_MARKER, ..]) => DummyKind::AspNetV3Net6,
+        _ => DummyKind::Argon2id,
+    }
+}
+
+/// True when `stored_hash` looks like a supported format (cheap: no key derivation).
+#[must_use]
+pub fn is_known_format(stored_hash: &str) -> bool {
+    if ARGON2_PHC_PREFIXES
+        .iter()
+        .any(|p| stored_hash.starts_with(p))
+    {
+        return true;
+    }
+    matches!(
+        STANDARD.decode(stored_hash.as_bytes()).ok().as_deref(),
+        Some([ASPNET_V2_MARKER | ASPNET_V3_MARKER, ..])
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1039,34 +1069,4 @@ mod tests {
             assert_eq!(dummy_bytes[..header], real_bytes[..header], "{dummy}");
         }
     }
-}
-
-/// The dummy kind whose cost is closest to verifying `stored_hash`, so a store can pick the dummy that
-/// matches its users' hashes. Unknown formats map to the argon2id default.
-#[must_use]
-pub fn dummy_kind_of(stored_hash: &str) -> DummyKind {
-    if stored_hash.starts_with('$') {
-        return DummyKind::Argon2id;
-    }
-    match STANDARD.decode(stored_hash.as_bytes()).ok().as_deref() {
-        Some([ASPNET_V2_MARKER, ..]) => DummyKind::AspNetV2,
-        Some([ASPNET_V3_MARKER, 0, 0, 0, 2, ..]) => DummyKind::AspNetV3Net7,
-        Some([ASPNET_V3_MARKER, ..]) => DummyKind::AspNetV3Net6,
-        _ => DummyKind::Argon2id,
-    }
-}
-
-/// True when `stored_hash` looks like a supported format (cheap: no key derivation).
-#[must_use]
-pub fn is_known_format(stored_hash: &str) -> bool {
-    if ARGON2_PHC_PREFIXES
-        .iter()
-        .any(|p| stored_hash.starts_with(p))
-    {
-        return true;
-    }
-    matches!(
-        STANDARD.decode(stored_hash.as_bytes()).ok().as_deref(),
-        Some([ASPNET_V2_MARKER | ASPNET_V3_MARKER, ..])
-    )
 }

@@ -1245,6 +1245,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's error type, not ours
     fn env_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("gateway.toml", &with_routes(""))?;
@@ -1367,6 +1368,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type
     fn sql_url_from_a_file_or_the_environment() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("url");

@@ -5,6 +5,7 @@
 //! A store answers "no such user" with `Ok(None)`; `Err` means the store itself failed (503, not 401).
 
 pub mod file;
+pub mod sql;
 
 use crate::auth::password::DummyKind;
 use unicode_normalization::UnicodeNormalization;
@@ -34,6 +35,8 @@ pub enum StoreError {
 pub enum UserStore {
     /// The TOML users file.
     File(std::sync::Arc<file::FileStore>),
+    /// A SQL database (PostgreSQL, MySQL/MariaDB, SQLite).
+    Sql(std::sync::Arc<sql::SqlStore>),
 }
 
 impl UserStore {
@@ -41,6 +44,7 @@ impl UserStore {
     pub async fn lookup(&self, normalised: &str) -> Result<Option<UserRecord>, StoreError> {
         match self {
             UserStore::File(f) => f.lookup(normalised),
+            UserStore::Sql(s) => s.lookup(normalised).await,
         }
     }
 
@@ -48,13 +52,26 @@ impl UserStore {
     pub fn dummy_kind(&self) -> DummyKind {
         match self {
             UserStore::File(f) => f.dummy_kind(),
+            UserStore::Sql(s) => s.dummy_kind(),
         }
     }
 
-    /// A short description for the start-up log.
+    /// A short description for the start-up log (never contains a password).
     pub fn describe(&self) -> String {
         match self {
             UserStore::File(f) => format!("file {}", f.path().display()),
+            UserStore::Sql(s) => s.describe(),
+        }
+    }
+
+    /// Readiness: the file is loaded; the database answers `SELECT 1` within the configured timeouts.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        match self {
+            UserStore::File(f) => match f.len() {
+                Some(_) => Ok(()),
+                None => f.lookup("").map(drop),
+            },
+            UserStore::Sql(s) => s.ready().await,
         }
     }
 }

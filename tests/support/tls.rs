@@ -12,7 +12,9 @@ pub struct TestCert {
 
 /// Generates a fresh self-signed certificate.
 pub fn self_signed() -> TestCert {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cert_path = dir.path().join("gateway.crt");
     let key_path = dir.path().join("gateway.key");
@@ -53,7 +55,9 @@ impl TestCert {
         let mut b = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(self.cert_pem.as_bytes()).unwrap());
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.cert_pem.as_bytes()).unwrap(),
+            );
         if http2_only {
             b = b.http2_prior_knowledge();
         } else {

@@ -7,7 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Signs `claims` with the test secret (HS256).
@@ -51,7 +54,11 @@ pub fn b64(bytes: &[u8]) -> String {
 
 /// An unsigned token with the given header JSON (e.g. alg none).
 pub fn unsigned(header: &Value, claims: &Value) -> String {
-    format!("{}.{}.", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()))
+    format!(
+        "{}.{}.",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    )
 }
 
 /// A valid token whose payload was replaced after signing (signature kept).
@@ -59,7 +66,9 @@ pub fn tampered(user: &str, new_sub: &str) -> String {
     let t = valid(user);
     let mut parts: Vec<&str> = t.split('.').collect();
     let n = now();
-    let payload = b64(json!({"sub": new_sub, "name": new_sub, "exp": n + 1800}).to_string().as_bytes());
+    let payload = b64(json!({"sub": new_sub, "name": new_sub, "exp": n + 1800})
+        .to_string()
+        .as_bytes());
     parts[1] = &payload;
     parts.join(".")
 }

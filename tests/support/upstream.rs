@@ -49,7 +49,9 @@ impl Seen {
 
     /// The single value of a header.
     pub fn one(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     }
 }
 
@@ -85,7 +87,10 @@ impl Upstream {
 
     /// The last request received.
     pub fn last(&self) -> Seen {
-        self.seen().last().cloned().expect("the upstream received a request")
+        self.seen()
+            .last()
+            .cloned()
+            .expect("the upstream received a request")
     }
 
     /// How many requests arrived.
@@ -101,7 +106,9 @@ impl Upstream {
         let log = seen.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 let log = log.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(req, log.clone()));
@@ -140,7 +147,9 @@ impl Upstream {
         Self::raw(|mut s| async move {
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf).await;
-            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02garbage\r\n\r\n").await;
+            let _ = s
+                .write_all(b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02garbage\r\n\r\n")
+                .await;
         })
         .await
     }
@@ -168,7 +177,9 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 tokio::spawn(per_conn(tcp));
             }
         });
@@ -180,7 +191,10 @@ impl Upstream {
     }
 }
 
-async fn handle(mut req: Request<Incoming>, log: Arc<Mutex<Vec<Seen>>>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    mut req: Request<Incoming>,
+    log: Arc<Mutex<Vec<Seen>>>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     log.lock().unwrap().push(Seen {
         method: req.method().to_string(),
@@ -192,7 +206,10 @@ async fn handle(mut req: Request<Incoming>, log: Arc<Mutex<Vec<Seen>>>) -> Resul
     if path == "/ws" {
         return Ok(websocket(&mut req));
     }
-    if let Some(n) = path.strip_prefix("/big/").and_then(|n| n.parse::<usize>().ok()) {
+    if let Some(n) = path
+        .strip_prefix("/big/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
         let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
         let stream = futures_util::stream::iter((0..n.div_ceil(64 * 1024)).map(move |i| {
             let len = (n - i * 64 * 1024).min(64 * 1024);
@@ -212,14 +229,22 @@ async fn handle(mut req: Request<Incoming>, log: Arc<Mutex<Vec<Seen>>>) -> Resul
                 sum = d.iter().fold(sum, |s, b| s.wrapping_add(*b as u64));
             }
         }
-        return Ok(Response::new(full(json!({"bytes": bytes, "sum": sum}).to_string())));
+        return Ok(Response::new(full(
+            json!({"bytes": bytes, "sum": sum}).to_string(),
+        )));
     }
-    if let Some(code) = path.strip_prefix("/status/").and_then(|c| c.parse::<u16>().ok()) {
+    if let Some(code) = path
+        .strip_prefix("/status/")
+        .and_then(|c| c.parse::<u16>().ok())
+    {
         let mut res = Response::new(full(Bytes::new()));
         *res.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
         return Ok(res);
     }
-    if let Some(ms) = path.strip_prefix("/slow/").and_then(|m| m.parse::<u64>().ok()) {
+    if let Some(ms) = path
+        .strip_prefix("/slow/")
+        .and_then(|m| m.parse::<u64>().ok())
+    {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let mut headers = Map::new();
@@ -239,11 +264,15 @@ async fn handle(mut req: Request<Incoming>, log: Arc<Mutex<Vec<Seen>>>) -> Resul
         "headers": headers,
     });
     let mut res = Response::new(full(body.to_string()));
-    res.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    res.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     // Hop-by-hop headers an upstream might send; the gateway must not pass them on.
-    res.headers_mut().insert("connection", "x-upstream-private".parse().unwrap());
-    res.headers_mut().insert("x-upstream-private", "secret".parse().unwrap());
-    res.headers_mut().insert("keep-alive", "timeout=5".parse().unwrap());
+    res.headers_mut()
+        .insert("connection", "x-upstream-private".parse().unwrap());
+    res.headers_mut()
+        .insert("x-upstream-private", "secret".parse().unwrap());
+    res.headers_mut()
+        .insert("keep-alive", "timeout=5".parse().unwrap());
     Ok(res)
 }
 
@@ -257,7 +286,9 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else { return };
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
         let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             tokio_tungstenite::tungstenite::protocol::Role::Server,
