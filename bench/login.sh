@@ -15,7 +15,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN=${GW_BIN:-$HERE/../target/release/gateway}
 LOGIN_CONNS=${LOGIN_CONNS:-16}; LOGIN_DUR=${LOGIN_DUR:-10}; PROXY_CONNS=${PROXY_CONNS:-16}; PROXY_DUR=${PROXY_DUR:-10}
-BIG_LOGINS=${BIG_LOGINS:-1000}; BIG_DUR=${BIG_DUR:-15}; HASH_RUNS=${HASH_RUNS:-7}
+BIG_LOGINS=${BIG_LOGINS:-1000}; BIG_DUR=${BIG_DUR:-15}; HASH_RUNS=${HASH_RUNS:-7}; SEQ_DUR=${SEQ_DUR:-4}
 UP_PORT=${UP_PORT:-18180}; GW_PORT=${GW_PORT:-18190}; SV_PORT=${SV_PORT:-18195}
 RESULTS_DIR=${RESULTS_DIR:-$( [ -w "$HERE" ] && echo "$HERE/results" || echo /tmp/gateway-bench-results )}
 for b in nginx wrk curl python3 ss; do
@@ -127,6 +127,8 @@ EOF
 GATEWAY_LOG=${GW_LOG:-warn} start gateway "$GW_PORT" env -u GATEWAY_PORT -u GATEWAY_CMD ${GW_WRAPPER:-} "$BIN" serve --config "$TMP/gateway.toml"
 GW=${PIDS[-1]}
 
+echo "IDLE0 $(mem_kb "$GW")" >> "$RAW"   # before any login
+
 # ---------- 3. checks ----------
 echo "== checks"
 FAIL=0
@@ -151,6 +153,13 @@ logins() { wrk -t1 -c"$1" -d"$2"s --timeout "$3" -s "$HERE/login.lua" "http://12
 peak_while() {  # peak_while PID -> peak RSS of the gateway while PID runs
   local peak=0 r; while kill -0 "$1" 2>/dev/null; do r=$(mem_kb "$GW"); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.5; done; echo "$peak"; }
 show() { awk '{printf "%.1f req/s p50=%.2fms p99=%.2fms max=%.0fms non2xx=%d errors=%d", $3, $4/1000, $5/1000, $6/1000, $7, $8+$9+$10+$11}'; }
+
+echo "== one login at a time: wrk -c1 ${SEQ_DUR}s (the gateway's CPU per login = one hash, warm, in process)"
+c0=$(cpu_ns "$GW")
+logins 1 "$SEQ_DUR" 10s
+c1=$(cpu_ns "$GW")
+echo "SEQ $((c1-c0)) $(grep '^RESULT' "$TMP/login.1.out" | cut -d' ' -f2-) $(grep '^STATUS' "$TMP/login.1.out" | cut -d' ' -f2-)" >> "$RAW"
+echo "  $(grep '^RESULT' "$TMP/login.1.out" | cut -d' ' -f2- | show | sed 's/req\/s/logins\/s/')  gateway CPU per login $(awk -v c=$((c1-c0)) -v n="$(grep '^STATUS' "$TMP/login.1.out" | cut -d' ' -f2)" 'BEGIN{printf "%.1f ms", n ? c/n/1e6 : 0}')"
 
 echo "== proxied GET alone: wrk -c$PROXY_CONNS ${PROXY_DUR}s"
 line=$(proxied "$PROXY_DUR"); echo "PROXY_IDLE ${line#RESULT }" >> "$RAW"; echo "  $(show <<< "${line#RESULT }")"
@@ -185,7 +194,8 @@ echo "AFTER $(mem_kb "$GW")" >> "$RAW"
 # ---------- 5. report ----------
 mkdir -p "$RESULTS_DIR"
 OUTF="$RESULTS_DIR/$(date +%Y%m%d-%H%M%S)-login"
-{ echo "# login_conns=$LOGIN_CONNS login_dur=$LOGIN_DUR proxy_conns=$PROXY_CONNS proxy_dur=$PROXY_DUR big=$BIG_LOGINS big_dur=$BIG_DUR cores=$CORES"; cat "$RAW"; } > "$OUTF.raw"
+[ -s "$TMP/gateway.log" ] && cp "$TMP/gateway.log" "$OUTF.gateway.log"
+{ echo "# seq_dur=$SEQ_DUR login_conns=$LOGIN_CONNS login_dur=$LOGIN_DUR proxy_conns=$PROXY_CONNS proxy_dur=$PROXY_DUR big=$BIG_LOGINS big_dur=$BIG_DUR cores=$CORES"; cat "$RAW"; } > "$OUTF.raw"
 python3 - "$OUTF.raw" > "$OUTF.md" <<'PY'
 import sys
 h, d = {}, {}
@@ -195,39 +205,41 @@ for ln in open(sys.argv[1]):
     if f[0] == "#": h = dict(x.split("=", 1) for x in f[1:]); continue
     d[f[0]] = f[1:]
 hash_ms, full_ms, tiny_ms, cores = map(int, d["HASH"])
-ceil = cores * 1000 / hash_ms if hash_ms > 0 else 0
 def wrk(v):  # requests dur rps p50 p99 max non2xx conn read write timeout
     return dict(rps=float(v[2]), p50=int(v[3]) / 1000, p99=int(v[4]) / 1000, mx=int(v[5]) / 1000, err=sum(map(int, v[6:11])))
+mib = lambda kb: int(kb) / 1024
+sq = d["SEQ"]; seq_ns = int(sq[0]); sw = wrk(sq[1:12]); sok = int(sq[12])
+one = seq_ns / 1e6 / sok if sok else 0           # gateway CPU ms per login, one at a time
+ceil = cores * 1000 / one if one else 0
 li = d["LOGINS"]; la = wrk(li[2:13]); ls = li[13:19]
+gw_ns, busy_j, tot_j = map(int, d["LOGINCPU"])
+ok = int(ls[0]); per = gw_ns / 1e6 / ok if ok else 0
+gw_cpus = gw_ns / 1e9 / float(h["login_dur"])
 lb = wrk(d["LOGINS_BUSY"][0:11])
 pi, pb = wrk(d["PROXY_IDLE"]), wrk(d["PROXY_BUSY"])
 bl = d["BIGLOGINS"]; bw = wrk(bl[2:13]); bs = bl[13:19]
-mib = lambda kb: int(kb) / 1024
-print(f"Gateway unpinned on {cores} CPUs (one tokio worker per core, hash pool = {cores}), upstream nginx, fake siteverify "
-      f"and wrk on the same CPUs.\n")
+print(f"Gateway unpinned on {cores} CPUs (one tokio worker per core, hash pool = {cores} hashes at once), with the upstream "
+      f"nginx, the fake siteverify and wrk on the same CPUs. Status columns: 2xx/401/408/429/503/other.\n")
 print("| figure | value |\n|---|---|")
-print(f"| one argon2id hash (m=19456 KiB, t=2, p=1), CPU time of `gateway hash-password`, median minus start-up | {hash_ms} ms |")
-print(f"| ceiling = {cores} cores / hash time | {ceil:.0f} logins/s |")
-gw_ns, busy_j, tot_j = map(int, d["LOGINCPU"])
-ok = int(ls[0])
-cpu_per_login = gw_ns / 1e6 / ok if ok else 0
-print(f"| machine CPU busy during the logins phase (all processes) | {busy_j / tot_j * 100 if tot_j else 0:.0f} % of {cores} CPUs; "
-      f"the gateway used {gw_ns / 1e9 / float(h['login_dur']):.2f} CPUs |")
-print(f"| gateway CPU per successful login | {cpu_per_login:.1f} ms (one hash: {hash_ms} ms) |")
-if cpu_per_login:
-    print(f"| logins/s the gateway would reach with all {cores} CPUs to itself ({cores} / CPU per login) | "
-          f"{cores * 1000 / cpu_per_login:.0f} ({cores * 1000 / cpu_per_login / ceil * 100:.0f} % of the ceiling) |")
-print(f"| logins/s, valid captcha + credentials, `wrk -c{h['login_conns']}` {h['login_dur']} s | **{la['rps']:.1f}** "
-      f"({la['rps'] / ceil * 100:.0f} % of the ceiling); login p50 {la['p50']:.0f} ms, p99 {la['p99']:.0f} ms; "
-      f"status 2xx/401/408/429/503/other = {'/'.join(ls)}; socket errors/timeouts {sum(map(int, li[9:13]))} |")
-print(f"| proxied GET alone, `wrk -c{h['proxy_conns']}` {h['proxy_dur']} s | {pi['rps']:,.0f} req/s, p50 {pi['p50']:.2f} ms, "
+print(f"| one login at a time (`wrk -c1` {h.get('seq_dur', '?')} s): gateway CPU per login ≈ one argon2id hash "
+      f"(m=19456 KiB, t=2, p=1), warm | **{one:.1f} ms** ({sw['rps']:.1f} logins/s, p50 {sw['p50']:.0f} ms) |")
+print(f"| the same hash in a fresh process (`gateway hash-password`, CPU time minus start-up) | {hash_ms} ms |")
+print(f"| ceiling = {cores} cores / {one:.1f} ms | **{ceil:.0f} logins/s** |")
+print(f"| logins/s at the pool's limit, valid captcha + credentials (`wrk -c{h['login_conns']}` {h['login_dur']} s) | "
+      f"**{la['rps']:.1f}** = {la['rps'] / ceil * 100 if ceil else 0:.0f} % of the ceiling; p50 {la['p50']:.0f} ms, p99 {la['p99']:.0f} ms; "
+      f"status {'/'.join(ls)}; socket errors/timeouts {sum(map(int, li[9:13]))} |")
+print(f"| … CPU the gateway got meanwhile (machine {busy_j / tot_j * 100 if tot_j else 0:.0f} % busy, all processes) | "
+      f"{gw_cpus:.2f} of {cores} CPUs, {per:.1f} ms per login → {la['rps'] / gw_cpus if gw_cpus else 0:.1f} logins per CPU-second "
+      f"(ceiling {1000 / one if one else 0:.1f}) |")
+print(f"| proxied GET alone (`wrk -c{h['proxy_conns']}` {h['proxy_dur']} s) | {pi['rps']:,.0f} req/s, p50 {pi['p50']:.2f} ms, "
       f"**p99 {pi['p99']:.2f} ms**, max {pi['mx']:.0f} ms |")
 print(f"| proxied GET while logins saturate the pool | {pb['rps']:,.0f} req/s, p50 {pb['p50']:.2f} ms, **p99 {pb['p99']:.2f} ms** "
       f"(× {pb['p99'] / pi['p99'] if pi['p99'] else 0:.1f} idle), max {pb['mx']:.0f} ms; logins meanwhile {lb['rps']:.1f}/s |")
-print(f"| RSS idle (login enabled) | {mib(d['IDLE'][0]):.1f} MiB |")
+print(f"| RSS idle, login enabled, before any login | {mib(d['IDLE0'][0]):.1f} MiB |")
+print(f"| RSS idle after the 4 check logins | {mib(d['IDLE'][0]):.1f} MiB |")
 print(f"| RSS peak, logins at the pool's limit (`-c{h['login_conns']}`) | {mib(li[1]):.1f} MiB |")
-print(f"| RSS peak, {h['big']} concurrent logins (`wrk -c{h['big']}` {h['big_dur']} s) | {mib(bl[1]):.1f} MiB; "
-      f"{bw['rps']:.1f} logins/s, status 2xx/401/408/429/503/other = {'/'.join(bs)}, p50 {bw['p50'] / 1000:.1f} s |")
+print(f"| RSS peak, {h['big']} concurrent logins (`wrk -c{h['big']}` {h['big_dur']} s, all admitted) | {mib(bl[1]):.1f} MiB; "
+      f"{bw['rps']:.1f} logins/s, status {'/'.join(bs)}, p50 {bw['p50'] / 1000:.1f} s |")
 print(f"| RSS 3 s after the load | {mib(d['AFTER'][0]):.1f} MiB |")
 PY
 cat "$OUTF.md"

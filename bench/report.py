@@ -192,17 +192,26 @@ if "gateway" in runs:
         else:
             p(f"| {name} | {goal} | {value} ({n} {'clean ' if clean else ''}pairs) | {'met' if ok else '**not met**'} |")
 
+    # req/s ratios move with the host's noise; CPU per request (on-CPU time of the target's own processes) is
+    # the robust figure: with the proxy's CPU saturated, throughput is 1 / CPU per request.
+    cg = med("gateway", "cpu")
     v, n, c = best("gateway", "nginx-plain", "rps")
-    row("authenticated GET req/s vs nginx-plain", "≥ 1.0×", v and f"{v:.2f}×", v is not None and v >= 1.0, n, c)
+    k, _, _ = best("gateway", "nginx-plain", "cpu")
+    row("authenticated GET req/s vs nginx-plain", "≥ 1.0×", v and f"{v:.2f}× req/s; {k:.2f}× from CPU per request",
+        v is not None and v >= 1.0 and (k or 0) >= 1.0, n, c)
     v, n, c = best("gateway", "haproxy-jwt", "rps")
-    row("authenticated GET req/s vs HAProxy-jwt", "≥ ~1.3×", v and f"{v:.2f}×", v is not None and v >= 1.25, n, c)
+    k, _, _ = best("gateway", "haproxy-jwt", "cpu")
+    row("authenticated GET req/s vs HAProxy-jwt", "≥ ~1.3×", v and f"{v:.2f}× req/s; {k:.2f}× from CPU per request",
+        v is not None and v >= 1.25 and (k or 0) >= 1.25, n, c)
     v, n, c = best("gateway", "nginx-plain", "cpu")
-    row("CPU per request vs nginx-plain", "≤ nginx's", v and f"{med('gateway', 'cpu'):.1f} µs vs "
-        f"{med('nginx-plain', 'cpu'):.1f} µs (nginx/gateway {v:.2f})", v is not None and v >= 1.0, n, c)
+    row("CPU per request vs nginx-plain", "≤ nginx's", v and f"{cg:.1f} µs vs {med('nginx-plain', 'cpu'):.1f} µs "
+        f"(nginx/gateway {v:.2f})", v is not None and v >= 1.0, n, c)
     if "gateway-public" in runs:
         v, n, c = best("gateway", "gateway-public", "rps")
-        row("token verification cost (gateway / gateway-public req/s)", "≥ 0.95 (≤ 5 %)",
-            v and f"{v:.3f} ({(1 - v) * 100:.1f} % of throughput)", v is not None and v >= 0.95, n, c)
+        k, _, _ = best("gateway", "gateway-public", "cpu")
+        row("token verification cost (same gateway, / vs /public/)", "≤ 5 % of throughput",
+            v and f"{(1 - k) * 100:.1f} % from CPU per request ({cg:.1f} vs {med('gateway-public', 'cpu'):.1f} µs); "
+            f"{(1 - v) * 100:.1f} % from req/s", k is not None and k >= 0.95, n, c)
     i = idle.get("gateway")
     if i:
         p(f"| idle RSS | ≤ 30 MB (28.6 MiB) | {mib(i[0]):.1f} MiB | {'met' if i[0] <= 30e6 / 1024 else '**not met**'} |")

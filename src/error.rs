@@ -102,6 +102,9 @@ impl GatewayError {
                 | UpstreamError::Protocol(_)
                 | UpstreamError::BadRequest(_),
             ) => response::text(StatusCode::BAD_GATEWAY, "Bad Gateway\n"),
+            GatewayError::Upstream(UpstreamError::ClientBody) => {
+                response::empty(StatusCode::BAD_REQUEST)
+            }
             GatewayError::Upstream(UpstreamError::ConnectTimeout | UpstreamError::Timeout) => {
                 response::text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
             }
@@ -189,6 +192,7 @@ mod tests {
             502
         );
         assert_eq!(status(UpstreamError::Timeout.into()).0, 504);
+        assert_eq!(status(UpstreamError::ClientBody.into()).0, 400);
         assert_eq!(status(UpstreamError::ConnectTimeout.into()).0, 504);
         assert_eq!(status(LoginError::BadJson.into()).0, 400);
         assert_eq!(status(LoginError::BadContentType.into()).0, 400);

@@ -212,10 +212,11 @@ async fn accept_loop(
         });
         let shutdown = shutdown.clone();
         let idle = cfg.idle_timeout;
+        let head_timeout = cfg.header_read_timeout;
         let force = force.clone();
         tracker.spawn(async move {
             tokio::select! {
-                _ = serve_tcp(tcp, peer, tls, Serve { gateway, builder, idle, shutdown, slot }) => {}
+                _ = serve_tcp(tcp, peer, tls, Serve { gateway, builder, idle, head_timeout, shutdown, slot }) => {}
                 _ = force.cancelled() => {}
             }
         });
@@ -241,6 +242,7 @@ struct Serve {
     gateway: Gateway,
     builder: Arc<auto::Builder<TokioExecutor>>,
     idle: Duration,
+    head_timeout: Duration,
     shutdown: CancellationToken,
     slot: Arc<ConnSlot>,
 }
@@ -281,6 +283,7 @@ where
         gateway,
         builder,
         idle,
+        head_timeout,
         shutdown,
         slot,
     } = serve;
@@ -289,18 +292,29 @@ where
         inner: io,
         activity: activity.clone(),
     };
+    let requests = activity.clone();
     let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         // Only upgrade requests carry the slot: the upgraded stream outlives this connection task.
         if req.headers().contains_key(http::header::UPGRADE) {
             req.extensions_mut().insert(slot.clone());
         }
         let gateway = gateway.clone();
-        async move { Ok::<_, Infallible>(gateway.handle(req, conn).await) }
+        let in_flight = requests.begin();
+        async move {
+            let res = gateway.handle(req, conn).await;
+            drop(in_flight);
+            Ok::<_, Infallible>(res)
+        }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(connection);
-    let mut closing = false;
-    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(100)));
+    // A connection must start a request within the head timeout: this closes HTTP/2 (and h2c preface)
+    // tricklers that hyper's HTTP/1 header timeout does not see.
+    let first_request = tokio::time::sleep(head_timeout);
+    tokio::pin!(first_request);
+    let mut closing: Option<Instant> = None;
+    let mut tick =
+        tokio::time::interval((idle.min(head_timeout) / 4).max(Duration::from_millis(50)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -310,24 +324,54 @@ where
                 }
                 return;
             }
-            _ = shutdown.cancelled(), if !closing => {
+            _ = &mut first_request, if !activity.started_any() => {
+                tracing::debug!(peer = %conn.peer, "no request within the header read timeout; closing");
+                return;
+            }
+            _ = shutdown.cancelled(), if closing.is_none() => {
                 connection.as_mut().graceful_shutdown();
-                closing = true;
+                closing = Some(Instant::now());
             }
-            _ = tick.tick(), if !closing => {
-                if activity.idle_for() >= idle {
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
+            _ = tick.tick() => match closing {
+                None => {
+                    if activity.in_flight() == 0 && activity.idle_for() >= idle {
+                        connection.as_mut().graceful_shutdown();
+                        closing = Some(Instant::now());
+                    }
                 }
-            }
+                // A graceful close waits for in-flight requests; a client that is in none and still does
+                // not let go (half-sent HTTP/2 frames) is dropped.
+                Some(since) => {
+                    if activity.in_flight() == 0 && since.elapsed() >= head_timeout {
+                        tracing::debug!(peer = %conn.peer, "idle connection did not close gracefully; dropping it");
+                        return;
+                    }
+                }
+            },
         }
     }
 }
 
-/// Last time a connection moved bytes, as milliseconds since it was accepted.
+/// When a connection last made progress, and how many requests it is serving.
+///
+/// Progress is bytes written, a request starting or ending, or bytes read while a request is in flight (an
+/// upload). Bytes read with no request in flight are not progress: otherwise a client trickling a request head
+/// or HTTP/2 frames one byte at a time would never look idle.
 struct Activity {
     start: Instant,
     last_ms: AtomicU64,
+    in_flight: std::sync::atomic::AtomicUsize,
+    started: std::sync::atomic::AtomicBool,
+}
+
+/// Marks a request in flight until dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
 }
 
 impl Activity {
@@ -335,7 +379,24 @@ impl Activity {
         Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            started: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.started.store(true, Ordering::Relaxed);
+        self.touch();
+        InFlight(self.clone())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    fn started_any(&self) -> bool {
+        self.started.load(Ordering::Relaxed)
     }
 
     fn touch(&self) {
@@ -363,7 +424,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for ActivityIo<I> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
+        if buf.filled().len() > before && self.activity.in_flight() > 0 {
             self.activity.touch();
         }
         r

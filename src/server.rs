@@ -76,6 +76,9 @@ impl Gateway {
             Ok(r) => r,
             Err(e) => {
                 match &e {
+                    GatewayError::Upstream(crate::forward::UpstreamError::ClientBody) => {
+                        tracing::debug!(request_id = ?request_id, peer = %conn.peer, %method, "client request body broke")
+                    }
                     GatewayError::Upstream(u) => {
                         state
                             .metrics
@@ -267,6 +270,10 @@ fn request_host(req: &Request<Incoming>) -> Result<Option<HeaderValue>, BadReque
         return Err(BadRequest::BadHost);
     }
     if let Some(auth) = req.uri().authority() {
+        // Userinfo has no place in a request target (RFC 9110 §4.2.4), and would become a Host upstream.
+        if auth.as_str().contains('@') {
+            return Err(BadRequest::BadHost);
+        }
         return HeaderValue::from_str(auth.as_str())
             .map(Some)
             .map_err(|_| BadRequest::BadHost);

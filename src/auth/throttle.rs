@@ -86,23 +86,7 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
             return;
         }
         if self.map.len() >= self.max_entries {
-            let full = self.limit.max_failures as f64;
-            self.map.retain(|_, b| {
-                let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-                b.tokens
-                    + elapsed * self.limit.max_failures as f64
-                        / self.limit.window.as_secs_f64().max(0.001)
-                    < full
-            });
-            if self.map.len() >= self.max_entries {
-                if !self.warned_full.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        entries = self.map.len(),
-                        "login throttle table full; new keys are not tracked until entries expire"
-                    );
-                }
-                return;
-            }
+            self.make_room(now);
         }
         self.map.insert(
             key.clone(),
@@ -111,6 +95,30 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
                 at: now,
             },
         );
+    }
+
+    /// Frees at least a tenth of the table, dropping the keys with the fewest recent failures first: a flood
+    /// of one-failure names goes before a victim name that has failed many times, so a flood cannot switch
+    /// per-key throttling off. Each pass is O(n) and frees >= 10%, so inserts stay amortised O(1).
+    fn make_room(&self, now: Instant) {
+        let max = self.limit.max_failures as f64;
+        let target = self.max_entries - self.max_entries / 10 - 1;
+        let mut spare = 1.0_f64;
+        loop {
+            // Keep only keys with fewer tokens left than `max - spare` (more failures than `spare`).
+            let threshold = max - spare;
+            self.map.retain(|_, b| self.refilled(b, now) < threshold);
+            if self.map.len() <= target || threshold <= 0.0 {
+                break;
+            }
+            spare *= 2.0;
+        }
+        if !self.warned_full.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                entries = self.map.len(),
+                "login throttle table was full; evicted the keys with the fewest failures"
+            );
+        }
     }
 
     /// Forgets `key` (after a success).
@@ -169,6 +177,28 @@ mod tests {
         assert!(b.check(&"k").is_none(), "a token refilled");
         b.clear(&"k");
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_does_not_evict_a_key_under_attack() {
+        let b = Buckets::new(
+            Limit {
+                max_failures: 3,
+                window: Duration::from_secs(3600),
+            },
+            16,
+        );
+        for _ in 0..3 {
+            b.fail(&"victim".to_string());
+        }
+        for i in 0..1000 {
+            b.fail(&format!("flood-{i}"));
+        }
+        assert!(b.len() <= 16);
+        assert!(
+            b.check(&"victim".to_string()).is_some(),
+            "the victim is still throttled"
+        );
     }
 
     #[test]

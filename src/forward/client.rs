@@ -3,14 +3,13 @@
 
 use crate::config::RouteConfig;
 use crate::defaults;
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// Client that sends a client's streamed body upstream.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, crate::body::ClientBody>;
 
 /// Why an upstream client could not be built.
 #[derive(Debug, thiserror::Error)]

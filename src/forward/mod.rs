@@ -33,6 +33,10 @@ pub enum UpstreamError {
     /// The connection broke or the upstream spoke something that is not HTTP.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The client's request body broke (malformed chunking, reset) while it was being forwarded: the client's
+    /// fault, answered 400, not blamed on the upstream.
+    #[error("client request body broke while forwarding")]
+    ClientBody,
     /// The request could not be turned into an upstream request (bad path characters).
     #[error("bad upstream request: {0}")]
     BadRequest(String),
@@ -47,6 +51,7 @@ impl UpstreamError {
             UpstreamError::Timeout => "timeout",
             UpstreamError::Protocol(_) => "protocol",
             UpstreamError::BadRequest(_) => "bad_request",
+            UpstreamError::ClientBody => "client_body",
         }
     }
 }
@@ -123,10 +128,14 @@ pub async fn forward(
         set_identity(h, out.identity_cfg, id);
     }
 
+    let (body, client_broke) = crate::body::ClientBody::new(body);
     let upstream_req = Request::from_parts(parts, body);
     let response = match tokio::time::timeout(route.timeout, out.client.request(upstream_req)).await
     {
         Err(_) => return Err(UpstreamError::Timeout),
+        Ok(Err(_)) if client_broke.load(std::sync::atomic::Ordering::Relaxed) => {
+            return Err(UpstreamError::ClientBody)
+        }
         Ok(Err(e)) => return Err(classify(&e)),
         Ok(Ok(r)) => r,
     };
@@ -147,7 +156,10 @@ pub async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, false);
-    Ok(Response::from_parts(parts, Either::Left(body)))
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(crate::body::UpstreamBody::new(body, route.timeout)),
+    ))
 }
 
 fn set_identity(h: &mut http::HeaderMap, cfg: &IdentityConfig, id: &Identity) {
