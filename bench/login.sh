@@ -111,6 +111,9 @@ enabled = true
 secret = "bench-turnstile-secret"
 siteverify_url = "http://127.0.0.1:$SV_PORT/siteverify"
 max_concurrent = $((BIG_LOGINS + 100))
+# The fake siteverify (Python, one thread per connection) needs more than the default 5 s to answer a burst of
+# $BIG_LOGINS verifications on a busy 2-CPU machine; a timeout there would be the fake's limit, not the gateway's.
+timeout = "30s"
 [login.hashing]
 max_queue = $((BIG_LOGINS + 100))
 # One loopback client IP drives all the load: per-IP / per-user failure throttling off (0 = off).
