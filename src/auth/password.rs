@@ -13,7 +13,7 @@
 use std::sync::OnceLock;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -289,16 +289,62 @@ fn verify_argon2(stored_hash: &str, password: &str) -> Verdict {
         );
         return Verdict::Mismatch;
     }
-    match Argon2::default().verify_password(password.as_bytes(), &hash) {
-        Ok(()) => Verdict::Match {
+    match argon2_matches(&hash, params, password.as_bytes()) {
+        Ok(true) => Verdict::Match {
             rehash_recommended: false,
         },
-        Err(argon2::password_hash::Error::Password) => Verdict::Mismatch,
+        Ok(false) => Verdict::Mismatch,
         Err(error) => {
             tracing::warn!(%error, "stored argon2 hash could not be verified");
             Verdict::Mismatch
         }
     }
+}
+
+/// Largest argon2 working memory (in 1 KiB blocks) kept between verifications on a thread: four times
+/// OWASP's 19 MiB. Bigger (unusual) hashes get a temporary buffer so they leave nothing behind.
+const ARGON2_REUSED_BLOCKS_MAX: usize = 4 * 19_456;
+
+thread_local! {
+    // One argon2 working area per hashing thread, reused: allocating and freeing 19 MiB per login lets
+    // glibc keep the freed blocks in per-thread arenas (and fragment them), so memory grew far beyond
+    // threads × one hash; a reused buffer holds exactly that.
+    static ARGON2_BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Recomputes the hash with the stored parameters and salt, then compares in constant time.
+fn argon2_matches(
+    hash: &PasswordHash<'_>,
+    params: Params,
+    password: &[u8],
+) -> Result<bool, argon2::password_hash::Error> {
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return Ok(false);
+    };
+    let algorithm = Algorithm::try_from(hash.algorithm)?;
+    let version = hash
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let mut salt_buf = [0u8; argon2::password_hash::Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut salt_buf)?;
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    if blocks <= ARGON2_REUSED_BLOCKS_MAX {
+        ARGON2_BLOCKS.with(|cell| {
+            let mut memory = cell.borrow_mut();
+            if memory.len() < blocks {
+                memory.resize(blocks, argon2::Block::default());
+            }
+            argon2.hash_password_into_with_memory(password, salt, &mut out, &mut memory[..blocks])
+        })?;
+    } else {
+        let mut memory = vec![argon2::Block::default(); blocks];
+        argon2.hash_password_into_with_memory(password, salt, &mut out, &mut memory)?;
+    }
+    Ok(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
 }
 
 fn argon2_limit_violation(m: u32, t: u32, p: u32) -> Option<(&'static str, u32, u32)> {
