@@ -555,6 +555,7 @@ pub fn is_known_format(stored_hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordVerifier;
 
     const PASSWORD: &str = "my password";
 
