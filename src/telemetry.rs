@@ -17,7 +17,10 @@ pub fn init(cfg: Option<&crate::config::LogConfig>) -> tracing_appender::non_blo
     let json = std::env::var("GATEWAY_LOG_FORMAT")
         .map(|f| f.eq_ignore_ascii_case("json"))
         .unwrap_or_else(|_| cfg.is_some_and(|c| c.json));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    // The default channel holds 128,000 lines (a 4 MB allocation); a few thousand lines of slack is plenty.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(4096)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -49,6 +52,30 @@ pub fn new_request_id() -> http::HeaderValue {
     });
     static COUNTER: AtomicU64 = AtomicU64::new(1);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let text = format!("{:08x}-{n:012x}", *PREFIX);
-    http::HeaderValue::from_str(&text).unwrap_or(http::HeaderValue::from_static("-"))
+    // "pppppppp-nnnnnnnnnnnn" written into a stack buffer: no formatting machinery on the request path.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 21];
+    let prefix = *PREFIX;
+    for (i, slot) in buf[..8].iter_mut().enumerate() {
+        *slot = HEX[((prefix >> (28 - 4 * i)) & 0xf) as usize];
+    }
+    buf[8] = b'-';
+    for (i, slot) in buf[9..].iter_mut().enumerate() {
+        *slot = HEX[((n >> (44 - 4 * i)) & 0xf) as usize];
+    }
+    http::HeaderValue::from_bytes(&buf).unwrap_or(http::HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_unique_and_well_formed() {
+        let a = super::new_request_id();
+        let b = super::new_request_id();
+        assert_ne!(a, b);
+        let text = a.to_str().unwrap();
+        assert_eq!(text.len(), 21);
+        assert_eq!(&text[8..9], "-");
+        assert!(text.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
+    }
 }
