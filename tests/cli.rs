@@ -241,3 +241,46 @@ fn serve_with_the_shipped_config_warns_about_the_dev_secret_and_exits_0_on_sigte
         seen.join("\n")
     );
 }
+
+#[test]
+fn hash_password_reads_stdin_and_prints_a_verifiable_argon2id_hash() {
+    use std::io::Write;
+    let mut child = gateway()
+        .args(["hash-password", "--memory-kib", "1024", "--iterations", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Only the line ending is removed: the trailing space is part of the password.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cr3t pass \n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
+    use gateway::auth::password::{verify, Verdict};
+    assert!(matches!(
+        verify(&hash, "s3cr3t pass "),
+        Verdict::Match { .. }
+    ));
+    assert_eq!(verify(&hash, "s3cr3t pass"), Verdict::Mismatch);
+    // An empty password is refused.
+    let mut child = gateway()
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    assert!(!child.wait_with_output().unwrap().status.success());
+}
