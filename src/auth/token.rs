@@ -21,11 +21,25 @@ pub struct TokenVerifier {
     leeway: u64,
     /// Decode every claim (slower) only when some are passed upstream.
     keep_extra_claims: bool,
+    /// Tokens that passed full verification, keyed by their exact compact form: a client sends the same token
+    /// on every request, so the signature check and JSON parsing run once per token, not once per request.
+    /// Only bytes that verified can hit, and `exp` is still checked on every hit. Rebuilt (empty) on reload.
+    verified: std::sync::Arc<dashmap::DashMap<Box<str>, Verified>>,
 }
+
+/// A verified token's identity and expiry.
+struct Verified {
+    identity: Identity,
+    exp: u64,
+}
+
+/// Verified tokens remembered at most (a few hundred bytes each); when full the table starts over.
+const VERIFIED_TOKENS_MAX: usize = 10_000;
 
 /// The claims the gateway itself reads.
 #[derive(Deserialize)]
 struct CoreClaims {
+    exp: Option<f64>,
     sub: Option<String>,
     name: Option<String>,
     iat: Option<f64>,
@@ -90,11 +104,26 @@ impl TokenVerifier {
             validation,
             leeway: auth.leeway.as_secs(),
             keep_extra_claims,
+            verified: std::sync::Arc::default(),
         }
     }
 
     /// Verifies a compact JWS and returns who it names.
     pub fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+        let now = now_secs();
+        if let Some(hit) = self.verified.get(token) {
+            // Same rule as the full check: valid while exp + leeway has not passed.
+            if now <= hit.exp.saturating_add(self.leeway) {
+                return Ok(hit.identity.clone());
+            }
+            drop(hit);
+            self.verified.remove(token);
+            return Err(TokenError::Expired);
+        }
+        self.verify_uncached(token, now)
+    }
+
+    fn verify_uncached(&self, token: &str, now: u64) -> Result<Identity, TokenError> {
         let (core, extra) = if self.keep_extra_claims {
             let data = jsonwebtoken::decode::<AllClaims>(token, &self.key, &self.validation)
                 .map_err(|e| map_error(&e))?;
@@ -105,7 +134,7 @@ impl TokenVerifier {
             (data.claims, None)
         };
         if let Some(iat) = core.iat {
-            if !iat.is_finite() || iat > (now_secs() + self.leeway) as f64 {
+            if !iat.is_finite() || iat > (now + self.leeway) as f64 {
                 return Err(TokenError::NotYetValid);
             }
         }
@@ -113,11 +142,25 @@ impl TokenVerifier {
             .sub
             .filter(|s| !s.is_empty())
             .ok_or(TokenError::Claims)?;
-        Ok(Identity {
+        let identity = Identity {
             sub,
             name: core.name,
             extra,
-        })
+        };
+        // `exp` was validated as present and numeric by the library; a value we cannot read is not cached.
+        if let Some(exp) = core.exp.filter(|e| e.is_finite() && *e >= 0.0) {
+            if self.verified.len() >= VERIFIED_TOKENS_MAX {
+                self.verified.clear();
+            }
+            self.verified.insert(
+                token.into(),
+                Verified {
+                    identity: identity.clone(),
+                    exp: exp as u64,
+                },
+            );
+        }
+        Ok(identity)
     }
 }
 
@@ -298,6 +341,26 @@ mod tests {
         );
         assert_eq!(v.verify("not.a.token"), Err(TokenError::Malformed));
         assert_eq!(v.verify(""), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_other_bytes_never_hit() {
+        let c = config("leeway = \"0s\"\n");
+        let v = TokenVerifier::new(&c.auth, false);
+        let t = sign(
+            json!({"sub": "a", "exp": now() + 1}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert!(v.verify(&t).is_ok());
+        assert!(v.verify(&t).is_ok(), "second check served from the table");
+        // A different signature on the same claims is not the same token.
+        let last = if t.ends_with('A') { "B" } else { "A" };
+        let forged = format!("{}{last}", &t[..t.len() - 1]);
+        assert!(v.verify(&forged).is_err());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(v.verify(&t), Err(TokenError::Expired));
+        assert_eq!(v.verify(&t), Err(TokenError::Expired));
     }
 
     #[test]
