@@ -36,6 +36,11 @@ async fn scrape(gw: &TestGateway) -> String {
         .unwrap()
 }
 
+/// The status of a GET.
+async fn status(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> u16 {
+    c.get(url).send().await.unwrap().status().as_u16()
+}
+
 /// The value of the sample whose line starts with `series` (name and labels exactly as exported).
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
@@ -71,7 +76,7 @@ async fn metrics_count_known_traffic() {
             200
         );
     }
-    assert_eq!(c.get(gw.url("/a")).send().await.unwrap().status(), 401);
+    assert_eq!(status(&c, gw.url("/a")).await, 401);
     assert_eq!(
         c.post(gw.url("/a"))
             .bearer_auth(&token)
@@ -200,65 +205,24 @@ async fn healthz_and_readyz_report_the_user_store() {
     .await;
     let ops = gw.running.metrics_addr.unwrap();
     let c = client();
-    assert_eq!(
-        c.get(format!("http://{ops}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("http://{ops}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&c, format!("http://{ops}/healthz")).await, 200);
+    assert_eq!(status(&c, format!("http://{ops}/readyz")).await, 200);
     // The same answers on the main listener, without a token.
-    assert_eq!(
-        c.get(gw.url("/healthz")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(status(&c, gw.url("/healthz")).await, 200);
     // Users file gone and the reload failing: the store keeps its last good copy, still ready.
     std::fs::remove_file(&users.path).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        c.get(format!("http://{ops}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&c, format!("http://{ops}/readyz")).await, 200);
 
     // A gateway whose users file never loaded is alive but not ready.
     let missing = UsersFile::new("");
     std::fs::remove_file(&missing.path).unwrap();
     let gw2 = TestGateway::start(&[&missing.login_toml(&fake.url())]).await;
     let ops2 = gw2.running.metrics_addr.unwrap();
-    assert_eq!(
-        c.get(format!("http://{ops2}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("http://{ops2}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(status(&c, format!("http://{ops2}/healthz")).await, 200);
+    assert_eq!(status(&c, format!("http://{ops2}/readyz")).await, 503);
     // Health is not on gw2's main listener (off by default): it needs a token like any path.
-    assert_eq!(
-        c.get(gw2.url("/healthz")).send().await.unwrap().status(),
-        401
-    );
+    assert_eq!(status(&c, gw2.url("/healthz")).await, 401);
 }
 
 const NO_LOGIN: &str = "[login]\nenabled = false\n[users]\nreload_interval = \"100ms\"\n";
