@@ -9,6 +9,7 @@
 use crate::config::Config;
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::state::State;
+use crate::users::file::stamp;
 use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -72,11 +73,6 @@ impl Shared {
             }
         }
     }
-}
-
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
 }
 
 fn watched_files(config: &Config, source: Option<&Path>) -> Vec<PathBuf> {

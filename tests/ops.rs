@@ -127,69 +127,43 @@ async fn metrics_count_known_traffic() {
     );
 
     let m = scrape(&gw).await;
-    assert_eq!(
-        sample(
-            &m,
-            r#"gateway_requests_total{route="app",method="GET",status="2xx"}"#
+    for (series, want) in [
+        (
+            r#"gateway_requests_total{route="app",method="GET",status="2xx"}"#,
+            3.0,
         ),
-        3.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"gateway_requests_total{route="app",method="GET",status="4xx"}"#
+        (
+            r#"gateway_requests_total{route="app",method="GET",status="4xx"}"#,
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"gateway_requests_total{route="app",method="POST",status="2xx"}"#
+        (
+            r#"gateway_requests_total{route="app",method="POST",status="2xx"}"#,
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"gateway_requests_total{route="dead",method="GET",status="5xx"}"#
+        (
+            r#"gateway_requests_total{route="dead",method="GET",status="5xx"}"#,
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"gateway_requests_total{route="login",method="POST",status="4xx"}"#
+        (
+            r#"gateway_requests_total{route="login",method="POST",status="4xx"}"#,
+            2.0,
         ),
-        2.0
-    );
-    assert_eq!(
-        sample(&m, r#"gateway_request_duration_seconds_count{route="app"}"#),
-        5.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"gateway_upstream_duration_seconds_count{route="app"}"#
+        (
+            r#"gateway_request_duration_seconds_count{route="app"}"#,
+            5.0,
         ),
-        4.0
-    );
-    assert_eq!(
-        sample(&m, r#"gateway_upstream_errors_total{kind="connect"}"#),
-        1.0
-    );
-    assert_eq!(
-        sample(&m, r#"gateway_logins_total{outcome="success"}"#),
-        1.0
-    );
-    assert_eq!(
-        sample(&m, r#"gateway_logins_total{outcome="bad_credentials"}"#),
-        1.0
-    );
-    assert_eq!(
-        sample(&m, r#"gateway_logins_total{outcome="captcha_failed"}"#),
-        1.0
-    );
-    assert_eq!(sample(&m, "gateway_siteverify_duration_seconds_count"), 2.0);
+        (
+            r#"gateway_upstream_duration_seconds_count{route="app"}"#,
+            4.0,
+        ),
+        (r#"gateway_upstream_errors_total{kind="connect"}"#, 1.0),
+        (r#"gateway_logins_total{outcome="success"}"#, 1.0),
+        (r#"gateway_logins_total{outcome="bad_credentials"}"#, 1.0),
+        (r#"gateway_logins_total{outcome="captcha_failed"}"#, 1.0),
+        ("gateway_siteverify_duration_seconds_count", 2.0),
+    ] {
+        assert_eq!(sample(&m, series), want, "{series}");
+    }
     assert!(sample(&m, "gateway_open_connections") >= 0.0);
     assert_eq!(sample(&m, "gateway_hash_pool_queue"), 0.0);
 }

@@ -168,7 +168,8 @@ impl FileStore {
     }
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// A file's modification time and size, to notice changes by polling (None if it cannot be read).
+pub(crate) fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
