@@ -7,7 +7,7 @@
 //! Read the three `median` figures criterion prints (and `target/criterion/login_*/report`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gateway::auth::password::{hash_password, HashParams};
+use gateway::credentials::{hash_password, HashParams};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;

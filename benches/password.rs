@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gateway::auth::password::{dummy_hash, dummy_verify, hash_password, verify, HashParams};
+use gateway::credentials::{dummy_hash, dummy_verify, hash_password, verify, HashParams};
 
 const PASSWORD: &str = "my password";
 // ASP.NET Core Identity V3 as written by .NET 7+: HMAC-SHA512, 100,000 iterations.

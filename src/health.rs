@@ -44,9 +44,13 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
     if req.uri().path() == "/metrics" && req.method() == Method::GET {
         let state = shared.current();
         if let Some(login) = &state.login {
-            shared.metrics.hash_queue.set(login.pool().queued() as i64);
+            shared
+                .lasting
+                .metrics
+                .hash_queue
+                .set(login.pool().queued() as i64);
         }
-        let body = shared.metrics.encode();
+        let body = shared.lasting.metrics.encode();
         let mut res = Response::new(http_body_util::Either::Right(http_body_util::Full::new(
             Bytes::from(body),
         )));

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod cors;
+pub mod credentials;
 pub mod defaults;
 pub mod error;
 pub mod forward;

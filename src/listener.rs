@@ -7,10 +7,11 @@
 //! `drain_timeout` whatever is left is dropped.
 
 use crate::config::{Config, ServerConfig};
+use crate::forward::upgrade::{RunUpgraded, UpgradeHost, UpgradedWork};
 use crate::metrics::Metrics;
 use crate::reload::Shared;
 use crate::server::{ConnInfo, Gateway};
-use crate::state::State;
+use crate::state::{Lasting, State};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -68,7 +69,6 @@ impl Running {
         for task in &self.background {
             task.abort();
         }
-        self.shared.stop_watchers();
     }
 
     /// Shuts down and waits.
@@ -77,14 +77,14 @@ impl Running {
         self.wait().await;
     }
 
-    /// Re-reads the configuration file now (as SIGHUP does); the old configuration stays on error.
+    /// Re-reads the configuration and users files now (as SIGHUP does); the old copies stay on error.
     pub fn reload(&self) -> Result<(), String> {
-        crate::reload::reload(&self.shared)
+        crate::reload::reload_everything(&self.shared)
     }
 
     /// The process metrics.
     pub fn metrics(&self) -> Arc<Metrics> {
-        self.shared.metrics.clone()
+        self.shared.lasting.metrics.clone()
     }
 }
 
@@ -95,14 +95,13 @@ impl Drop for Running {
         for task in &self.background {
             task.abort();
         }
-        self.shared.stop_watchers();
     }
 }
 
 /// Binds the listeners and serves in the background.
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
-    let metrics = Metrics::new();
-    let state = Arc::new(State::new(&config, metrics.clone())?);
+    let lasting = Lasting::new(&config);
+    let state = Arc::new(State::new(&config, &lasting, None)?);
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -113,7 +112,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         addr: config.server.listen,
         source,
     })?;
-    let shared = Arc::new(Shared::new(state, metrics, config.source.clone()));
+    let shared = Arc::new(Shared::new(state, lasting, config.source.clone()));
     let shutdown = CancellationToken::new();
     let mut background = Vec::new();
     let metrics_addr = match config.metrics.listen {
@@ -129,7 +128,6 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             Some(bound)
         }
     };
-    shared.start_watchers();
     background.push(tokio::spawn(crate::reload::watch(
         shared.clone(),
         config.users.reload_interval,
@@ -206,7 +204,7 @@ async fn accept_loop(
         };
         let slot = Arc::new(ConnSlot {
             _permit: permit,
-            _open: OpenConnection::new(&shared.metrics),
+            _open: OpenConnection::new(&shared.lasting.metrics),
             tracker: tracker.clone(),
             force: force.clone(),
         });
@@ -296,7 +294,7 @@ where
     let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         // Only upgrade requests carry the slot: the upgraded stream outlives this connection task.
         if req.headers().contains_key(http::header::UPGRADE) {
-            req.extensions_mut().insert(slot.clone());
+            req.extensions_mut().insert(UpgradeHost(slot.clone()));
         }
         let gateway = gateway.clone();
         let in_flight = requests.begin();
@@ -479,12 +477,9 @@ pub struct ConnSlot {
     force: CancellationToken,
 }
 
-impl ConnSlot {
+impl RunUpgraded for ConnSlot {
     /// Runs an upgraded stream's copy loop under this slot, until it ends or the drain timeout forces it.
-    pub fn spawn_upgraded<F>(self: Arc<Self>, work: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
+    fn run_upgraded(self: Arc<Self>, work: UpgradedWork) {
         let tracker = self.tracker.clone();
         tracker.spawn(async move {
             tokio::select! {

@@ -80,13 +80,14 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let state = match gateway::state::State::new(&config, gateway::metrics::Metrics::new()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let state =
+        match gateway::state::State::new(&config, &gateway::state::Lasting::new(&config), None) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
     if let Some(file) = &state.users_file {
         match file.len() {
             Some(n) => println!("users: {} ({n} users)", file.path().display()),
@@ -216,7 +217,7 @@ fn hash_password(
     t: Option<u32>,
     p: Option<u32>,
 ) -> ExitCode {
-    use gateway::auth::password::{hash_password, HashParams};
+    use gateway::credentials::{hash_password, HashParams};
     use std::io::{BufRead, IsTerminal};
     // The config is optional here: it only supplies default parameters.
     let defaults = Config::load(path).ok().map(|c| c.login.hashing);

@@ -1,45 +1,47 @@
 //! Hot reload: the current `State` behind an `ArcSwap`, swapped whole when the configuration file, the TLS
 //! certificate or key change (polled), or on SIGHUP.
 //!
+//! One watcher owns SIGHUP and every file stamp, and tells each consumer what changed: a changed config or
+//! certificate file (or SIGHUP) rebuilds the whole state; a changed users file alone reloads just that store;
+//! SIGHUP also re-reads the users file even when its stamp looks unchanged. The state built on a reload shares
+//! [`Lasting`] (metrics, login defences) with the one it replaces, so a reload never forgets the defences.
+//!
 //! A new configuration is loaded and validated and its `State` fully built (keys, routes, upstream clients,
 //! certificate, users) before the swap, so an invalid file is refused with a logged reason and the old one
 //! keeps serving. In-flight requests hold the `State` they started with and finish on it. Settings fixed at
 //! start (listen addresses, connection limits and timeouts, TLS on/off) are reported as needing a restart.
 
 use crate::config::Config;
-use crate::metrics::{Metrics, OutcomeLabels};
-use crate::state::State;
-use crate::users::file::stamp;
+use crate::metrics::OutcomeLabels;
+use crate::state::{Lasting, State};
+use crate::users::file::{stamp, Stamp};
 use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
-use tokio::task::JoinHandle;
+use std::time::Duration;
 
 /// What the listener, the request handler and the reloader share.
 pub struct Shared {
     current: ArcSwap<State>,
-    /// Process-wide metrics.
-    pub metrics: Arc<Metrics>,
+    /// State that outlives reloads (metrics, login defences).
+    pub lasting: Lasting,
     source: Option<PathBuf>,
-    watchers: Mutex<Vec<JoinHandle<()>>>,
     /// Serialises reloads (SIGHUP and the poller may fire together).
     reloading: Mutex<()>,
-    stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    stamps: Mutex<Vec<Option<Stamp>>>,
 }
 
 impl Shared {
-    /// Wraps the first state.
-    pub fn new(state: Arc<State>, metrics: Arc<Metrics>, source: Option<PathBuf>) -> Shared {
+    /// Wraps the first state, built on `lasting`.
+    pub fn new(state: Arc<State>, lasting: Lasting, source: Option<PathBuf>) -> Shared {
         let stamps = watched_files(&state.config, source.as_deref())
             .iter()
             .map(|p| stamp(p))
             .collect();
         Shared {
             current: ArcSwap::new(state),
-            metrics,
+            lasting,
             source,
-            watchers: Mutex::new(Vec::new()),
             reloading: Mutex::new(()),
             stamps: Mutex::new(stamps),
         }
@@ -50,28 +52,22 @@ impl Shared {
         self.current.load_full()
     }
 
-    /// Starts the current state's background tasks (users file watcher).
-    pub fn start_watchers(&self) {
-        let state = self.current();
-        let mut tasks = Vec::new();
-        if let Some(file) = &state.users_file {
-            tasks.push(file.clone().watch(state.config.users.reload_interval));
+    /// Remembers the watched files' stamps now; true when they differ from what was last seen.
+    fn files_changed(&self) -> bool {
+        if self.source.is_none() {
+            return false;
         }
-        if let Ok(mut w) = self.watchers.lock() {
-            for old in w.drain(..) {
-                old.abort();
-            }
-            *w = tasks;
-        }
-    }
-
-    /// Stops the background tasks.
-    pub fn stop_watchers(&self) {
-        if let Ok(mut w) = self.watchers.lock() {
-            for t in w.drain(..) {
-                t.abort();
-            }
-        }
+        let files = watched_files(&self.current().config, self.source.as_deref());
+        let now: Vec<_> = files.iter().map(|p| stamp(p)).collect();
+        self.stamps
+            .lock()
+            .map(|mut s| {
+                let changed = *s != now;
+                // Remember what we saw, so a refused file is not retried (and logged) every tick.
+                *s = now;
+                changed
+            })
+            .unwrap_or(false)
     }
 }
 
@@ -138,7 +134,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
         let config = Config::load(path).map_err(|e| e.to_string())?;
         let old = shared.current();
         let restart = needs_restart(&old.config, &config);
-        let state = State::new(&config, shared.metrics.clone()).map_err(|e| e.to_string())?;
+        let state = State::new(&config, &shared.lasting, Some(&old)).map_err(|e| e.to_string())?;
         if let Ok(mut stamps) = shared.stamps.lock() {
             *stamps = watched_files(&config, Some(path))
                 .iter()
@@ -146,7 +142,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
                 .collect();
         }
         shared.current.store(Arc::new(state));
-        shared.start_watchers();
+        shared.lasting.apply(&config);
         if !restart.is_empty() {
             tracing::warn!(keys = ?restart, "configuration reloaded, but these changes need a restart to apply");
         }
@@ -155,6 +151,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
     match outcome {
         Ok(routes) => {
             shared
+                .lasting
                 .metrics
                 .config_reloads
                 .get_or_create(&OutcomeLabels { outcome: "ok" })
@@ -164,6 +161,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
         }
         Err(e) => {
             shared
+                .lasting
                 .metrics
                 .config_reloads
                 .get_or_create(&OutcomeLabels { outcome: "refused" })
@@ -174,7 +172,8 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
     }
 }
 
-/// Polls the configuration and certificate files every `interval` and listens for SIGHUP; reloads on either.
+/// The one watcher: polls the configuration, certificate and users files every `interval` and listens for
+/// SIGHUP, until its task is aborted.
 pub async fn watch(shared: Arc<Shared>, interval: Duration) {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(interval);
@@ -182,30 +181,48 @@ pub async fn watch(shared: Arc<Shared>, interval: Duration) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if shared.source.is_none() {
-                    continue;
+                if shared.files_changed() {
+                    full_reload(&shared).await;
                 }
-                let files = watched_files(&shared.current().config, shared.source.as_deref());
-                let now: Vec<_> = files.iter().map(|p| stamp(p)).collect();
-                let changed = shared.stamps.lock().map(|mut s| {
-                    let changed = *s != now;
-                    // Remember what we saw, so a refused file is not retried (and logged) every tick.
-                    *s = now;
-                    changed
-                }).unwrap_or(false);
-                if changed {
-                    let s = shared.clone();
-                    let _ = tokio::task::spawn_blocking(move || reload(&s)).await;
+                if let Some(file) = &shared.current().users_file {
+                    file.reload_if_changed();
                 }
             }
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                if shared.source.is_some() {
-                    let s = shared.clone();
-                    let _ = tokio::task::spawn_blocking(move || reload(&s)).await;
-                } else if let Some(file) = &shared.current().users_file {
-                    let _ = file.reload();
-                }
+                let s = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || reload_everything(&s)).await;
+                // Keep the poller from reloading the same files again on its next tick.
+                shared.files_changed();
             }
         }
     }
+}
+
+/// What SIGHUP does: reloads the configuration (when there is a file) and re-reads the users file even if its
+/// stamp looks unchanged. Errors are logged; the first one is returned.
+pub fn reload_everything(shared: &Shared) -> Result<(), String> {
+    let config = match shared.source {
+        Some(_) => reload(shared),
+        None => Ok(()),
+    };
+    let users = match &shared.current().users_file {
+        Some(file) => match file.reload() {
+            Ok(n) => {
+                tracing::info!(users = n, "users file reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "users file refused; keeping the last good copy");
+                Err(e)
+            }
+        },
+        None => Ok(()),
+    };
+    config.and(users)
+}
+
+/// Runs [`reload`] off the async threads: it reads files and may parse keys and certificates.
+async fn full_reload(shared: &Arc<Shared>) {
+    let s = shared.clone();
+    let _ = tokio::task::spawn_blocking(move || reload(&s)).await;
 }

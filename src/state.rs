@@ -1,6 +1,11 @@
 //! `State`: everything a request needs, built once from a validated `Config` (keys parsed, routes compiled,
 //! upstream clients pooled), so the request path reads it without locks or re-parsing.
+//!
+//! A reload builds a new `State` and drops the old one. What must survive that — metrics and the login's
+//! defences (throttles, spent captchas) — lives in [`Lasting`], made once per process and handed to every
+//! `State`; the users file store is carried over while its path stays the same, so it keeps its last good copy.
 
+use crate::auth::defences::LoginDefences;
 use crate::auth::login::Login;
 use crate::auth::token::{TokenIssuer, TokenVerifier};
 use crate::config::{Config, IdentityConfig};
@@ -48,6 +53,29 @@ pub struct State {
     pub config: Config,
 }
 
+/// State that outlives configuration reloads: made once per process, shared by every `State`.
+pub struct Lasting {
+    /// Process-wide metrics.
+    pub metrics: Arc<Metrics>,
+    /// Login throttles and spent captcha tokens.
+    pub defences: Arc<LoginDefences>,
+}
+
+impl Lasting {
+    /// Fresh process-wide state, sized by the first configuration.
+    pub fn new(config: &Config) -> Lasting {
+        Lasting {
+            metrics: Metrics::new(),
+            defences: Arc::new(LoginDefences::new(&config.login.throttle)),
+        }
+    }
+
+    /// Makes the lasting parts enforce a newly loaded configuration's limits.
+    pub fn apply(&self, config: &Config) {
+        self.defences.apply(&config.login.throttle);
+    }
+}
+
 /// Why runtime state could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -63,8 +91,14 @@ pub enum StateError {
 }
 
 impl State {
-    /// Builds the state; fails only on upstream TLS setup.
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<State, StateError> {
+    /// Builds the state for `config`; `previous` (on a reload) lends its users file store when the path is
+    /// unchanged. Applying the new limits to `lasting` is the caller's step, once the state is accepted.
+    pub fn new(
+        config: &Config,
+        lasting: &Lasting,
+        previous: Option<&State>,
+    ) -> Result<State, StateError> {
+        let metrics = lasting.metrics.clone();
         let tls = match &config.server.tls {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
                 t,
@@ -93,7 +127,10 @@ impl State {
             })?;
             let (store, file) = match &config.users.store {
                 crate::config::UserStoreKind::File(path) => {
-                    let file = Arc::new(FileStore::open(path));
+                    let kept = previous
+                        .and_then(|p| p.users_file.clone())
+                        .filter(|f| f.path() == path.as_path());
+                    let file = kept.unwrap_or_else(|| Arc::new(FileStore::open(path)));
                     (UserStore::File(file.clone()), Some(file))
                 }
                 // Lazy: nothing connects here, so the gateway starts with the database down.
@@ -106,8 +143,14 @@ impl State {
             tracing::debug!(store = %store.describe(), "user store");
             (
                 Some(
-                    Login::new(&config.login, store, issuer, metrics.clone())
-                        .map_err(StateError::Login)?,
+                    Login::new(
+                        &config.login,
+                        store,
+                        issuer,
+                        lasting.defences.clone(),
+                        metrics.clone(),
+                    )
+                    .map_err(StateError::Login)?,
                 ),
                 file,
             )

@@ -36,7 +36,7 @@ fn keys(alg: &'static rcgen::SignatureAlgorithm, name: &str) -> Keys {
 async fn scenario(alg: &'static rcgen::SignatureAlgorithm, name: &str, kty: &str) {
     let k = keys(alg, name);
     let password = "asymmetric-test-password-FIXTURE";
-    let hash = gateway::auth::password::hash_password(password, &Default::default()).unwrap();
+    let hash = gateway::credentials::hash_password(password, &Default::default()).unwrap();
     let users = UsersFile::new(&user("jdoe", &hash, true));
     let fake = FakeTurnstile::start().await;
     fake.add_valid_token("0.asym");

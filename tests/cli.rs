@@ -267,7 +267,7 @@ fn hash_password_reads_stdin_and_prints_a_verifiable_argon2id_hash() {
     );
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
-    use gateway::auth::password::{verify, Verdict};
+    use gateway::credentials::{verify, Verdict};
     assert!(matches!(
         verify(&hash, "s3cr3t pass "),
         Verdict::Match { .. }

@@ -17,8 +17,8 @@ const ASPNET_V3_NET7: &str =
     "AQAAAAIAAYagAAAAEAABAgMEBQYHCAkKCwwNDg/Q8A0WMKbtHQJQ2DHCdoEeeFBrgNlldq6vH4qX/CGqGQ==";
 
 fn argon2(password: &str) -> String {
-    let params = gateway::auth::password::HashParams::default();
-    gateway::auth::password::hash_password(password, &params).unwrap()
+    let params = gateway::credentials::HashParams::default();
+    gateway::credentials::hash_password(password, &params).unwrap()
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);

@@ -14,7 +14,7 @@ use support::{client, route, tokens, user, TestGateway, UsersFile};
 const PASSWORD: &str = "ops-test-password-FIXTURE";
 
 fn argon2(p: &str) -> String {
-    gateway::auth::password::hash_password(p, &Default::default()).unwrap()
+    gateway::credentials::hash_password(p, &Default::default()).unwrap()
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);

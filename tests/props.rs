@@ -3,8 +3,8 @@
 //! They run in the normal suite; `PROPTEST_CASES` raises the case count for a longer local run.
 
 use gateway::auth::bearer;
-use gateway::auth::password::{self, Verdict};
 use gateway::auth::token::TokenVerifier;
+use gateway::credentials::{self, Verdict};
 use gateway::forward::headers;
 use gateway::routing::path::normalise;
 use http::header::AUTHORIZATION;
@@ -249,7 +249,7 @@ proptest! {
 
     #[test]
     fn password_verify_never_panics_on_arbitrary_stored_strings(stored in any::<String>(), pw in any::<String>()) {
-        let v = password::verify(&stored, &pw);
+        let v = credentials::verify(&stored, &pw);
         prop_assert_ne!(v, Verdict::Match { rehash_recommended: false });
         prop_assert_ne!(v, Verdict::Match { rehash_recommended: true });
     }
@@ -276,13 +276,13 @@ proptest! {
             2 => format!("$argon2id$v=19$m={},t=1,p=1${tail}", 8 + iterations % 64),
             _ => format!("$argon2i${tail}"),
         };
-        let v = password::verify(&stored, "my password");
+        let v = credentials::verify(&stored, "my password");
         prop_assert!(!matches!(v, Verdict::Match { .. }) || stored == ASPNET_V2, "{} matched", stored);
     }
 
     #[test]
     fn password_verify_of_a_real_hash_matches_only_its_password(pw in any::<String>()) {
-        let v = password::verify(ASPNET_V2, &pw);
+        let v = credentials::verify(ASPNET_V2, &pw);
         prop_assert_eq!(matches!(v, Verdict::Match { .. }), pw == "my password");
     }
 

@@ -27,8 +27,8 @@ const LEGACY_PASSWORD: &str = "my password";
 fn argon2() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
-        let params = gateway::auth::password::HashParams::default();
-        gateway::auth::password::hash_password(PASSWORD, &params).unwrap()
+        let params = gateway::credentials::HashParams::default();
+        gateway::credentials::hash_password(PASSWORD, &params).unwrap()
     })
 }
 

@@ -5,7 +5,7 @@
 #![no_main]
 
 use base64::Engine;
-use gateway::auth::password::{self, Verdict};
+use gateway::credentials::{self, Verdict};
 use libfuzzer_sys::fuzz_target;
 
 /// ASP.NET Identity V2 hash of "my password". TEST FIXTURE.
@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     if too_costly(&stored) {
         return;
     }
-    let v = password::verify(&stored, &pw);
+    let v = credentials::verify(&stored, &pw);
     if matches!(v, Verdict::Match { .. }) {
         // Only a real hash of this password may match; the fuzzer cannot invert PBKDF2/argon2.
         assert!(
@@ -47,6 +47,6 @@ fuzz_target!(|data: &[u8]| {
             "{stored:?} matched {pw:?}"
         );
     }
-    let _ = password::is_known_format(&stored);
-    let _ = password::dummy_kind_of(&stored);
+    let _ = credentials::is_known_format(&stored);
+    let _ = credentials::dummy_kind_of(&stored);
 });

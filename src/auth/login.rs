@@ -12,14 +12,14 @@
 //! - Hashing runs in the bounded `HashPool`; a saturated pool answers 503 at once.
 //! - Bodies are read with a limit; nothing from the request is echoed back or logged except the user name.
 
+use super::defences::LoginDefences;
 use super::hashing::{Busy, HashPool};
-use super::password::{self, Verdict};
-use super::replay::SpentTokens;
-use super::throttle::{ip_key, Buckets, Limit};
+use super::throttle::ip_key;
 use super::token::TokenIssuer;
 use super::turnstile::{CaptchaError, Turnstile, TurnstileSettings};
 use crate::body::{self, BodyError, ResBody};
 use crate::config::LoginConfig;
+use crate::credentials::{self, Verdict};
 use crate::metrics::{KindLabels, Metrics};
 use crate::response;
 use crate::users::{normalise_name, StoreError, UserStore};
@@ -29,9 +29,6 @@ use hyper::body::Incoming;
 use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::Arc;
-
-/// Spent captcha tokens remembered at most; ~100 bytes each.
-const SPENT_TOKENS_CAPACITY: usize = 100_000;
 
 /// Why a login did not produce a token.
 #[derive(Debug, thiserror::Error)]
@@ -117,14 +114,13 @@ impl From<Busy> for LoginError {
 /// The login endpoint's state.
 pub struct Login {
     turnstile: Option<Turnstile>,
-    spent: SpentTokens,
+    /// Throttles and spent captchas, shared with the states before and after a reload.
+    defences: Arc<LoginDefences>,
     store: Arc<UserStore>,
     pool: HashPool,
     issuer: TokenIssuer,
     max_body_bytes: usize,
     body_timeout: std::time::Duration,
-    ip_throttle: Buckets<IpAddr>,
-    user_throttle: Buckets<String>,
     metrics: Arc<Metrics>,
 }
 
@@ -142,6 +138,7 @@ impl Login {
         cfg: &LoginConfig,
         store: Arc<UserStore>,
         issuer: TokenIssuer,
+        defences: Arc<LoginDefences>,
         metrics: Arc<Metrics>,
     ) -> Result<Login, String> {
         let turnstile = match &cfg.turnstile.secret {
@@ -163,27 +160,13 @@ impl Login {
         };
         Ok(Login {
             turnstile,
-            spent: SpentTokens::new(SPENT_TOKENS_CAPACITY),
+            defences,
             store,
             pool: HashPool::new(cfg.hashing.max_concurrent, cfg.hashing.max_queue),
             issuer,
             max_body_bytes: cfg.max_body_bytes,
             body_timeout: cfg.body_timeout,
-            ip_throttle: Buckets::new(
-                Limit {
-                    max_failures: cfg.throttle.ip_max_failures,
-                    window: cfg.throttle.ip_window,
-                },
-                cfg.throttle.max_entries,
-            ),
             metrics,
-            user_throttle: Buckets::new(
-                Limit {
-                    max_failures: cfg.throttle.user_max_failures,
-                    window: cfg.throttle.user_window,
-                },
-                cfg.throttle.max_entries,
-            ),
         })
     }
 
@@ -209,7 +192,7 @@ impl Login {
         client_ip: IpAddr,
     ) -> Result<Response<ResBody>, LoginError> {
         let ip = ip_key(client_ip);
-        if let Some(wait) = self.ip_throttle.check(&ip) {
+        if let Some(wait) = self.defences.ip.check(&ip) {
             return Err(LoginError::Throttled(wait));
         }
         let result = self.attempt(req, client_ip).await;
@@ -218,7 +201,7 @@ impl Login {
                 e.outcome(),
                 "captcha_failed" | "bad_credentials" | "inactive" | "throttled"
             ) {
-                self.ip_throttle.fail(&ip);
+                self.defences.ip.fail(&ip);
             }
         }
         result
@@ -254,7 +237,7 @@ impl Login {
         if captcha.trim().is_empty() {
             return Err(LoginError::Captcha(CaptchaError::Missing));
         }
-        if self.spent.is_spent(captcha) {
+        if self.defences.spent.is_spent(captcha) {
             return Err(LoginError::CaptchaReplayed);
         }
         let turnstile = self
@@ -273,22 +256,22 @@ impl Login {
                 .inc();
         }
         verdict.map_err(LoginError::Captcha)?;
-        self.spent.spend(captcha);
+        self.defences.spent.spend(captcha);
 
         // 2. Credentials.
         let user_name = creds.user_name.unwrap_or_default();
         let password = creds.password.unwrap_or_default();
         let normalised = normalise_name(&user_name);
-        if self.user_throttle.check(&normalised).is_some() {
+        if self.defences.user.check(&normalised).is_some() {
             return Err(LoginError::UserThrottled);
         }
         let result = self
             .check_credentials(&user_name, &normalised, password)
             .await;
         match &result {
-            Ok(_) => self.user_throttle.clear(&normalised),
+            Ok(_) => self.defences.user.clear(&normalised),
             Err(LoginError::UnknownUser | LoginError::Inactive | LoginError::BadPassword) => {
-                self.user_throttle.fail(&normalised)
+                self.defences.user.fail(&normalised)
             }
             Err(_) => {}
         }
@@ -315,12 +298,12 @@ impl Login {
             .pool
             .run(move || {
                 let verdict = match &hash {
-                    Some(h) => password::verify(h, &password),
+                    Some(h) => credentials::verify(h, &password),
                     None => Verdict::UnknownFormat,
                 };
                 // Same work for "no such user", "no hash" and "hash in an unknown format" as for a real check.
                 if verdict == Verdict::UnknownFormat {
-                    password::verify_dummy(dummy, &password);
+                    credentials::verify_dummy(dummy, &password);
                 }
                 verdict
             })

@@ -1,11 +1,11 @@
 //! Authentication: who the caller is (Bearer tokens) and how they get a token (the login endpoint).
 
 pub mod bearer;
+pub mod defences;
 pub mod error;
 pub mod hashing;
 pub mod jwks;
 pub mod login;
-pub mod password;
 pub mod replay;
 pub mod throttle;
 pub mod token;

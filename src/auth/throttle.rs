@@ -6,6 +6,7 @@
 //! keys are not tracked (logged), so a flood of random names costs at most `max_entries` entries. IPv6
 //! clients are keyed by their /64, since one host usually owns a whole /64.
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -25,26 +26,14 @@ struct Bucket {
     at: Instant,
 }
 
-/// Token buckets keyed by `K`.
-#[derive(Debug)]
-pub struct Buckets<K: Eq + Hash> {
-    map: DashMap<K, Bucket>,
+/// What a table enforces; replaced whole when the configuration changes.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
     limit: Limit,
     max_entries: usize,
-    warned_full: AtomicBool,
 }
 
-impl<K: Eq + Hash + Clone> Buckets<K> {
-    /// Empty buckets for `limit`, holding at most `max_entries` keys.
-    pub fn new(limit: Limit, max_entries: usize) -> Self {
-        Buckets {
-            map: DashMap::new(),
-            limit,
-            max_entries,
-            warned_full: AtomicBool::new(false),
-        }
-    }
-
+impl Settings {
     fn rate(&self) -> f64 {
         self.limit.max_failures as f64 / self.limit.window.as_secs_f64().max(0.001)
     }
@@ -53,19 +42,49 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
         (b.tokens + elapsed * self.rate()).min(self.limit.max_failures as f64)
     }
+}
+
+/// Token buckets keyed by `K`. The table outlives configuration reloads: `set_limit` changes what it enforces
+/// without forgetting who has failed.
+#[derive(Debug)]
+pub struct Buckets<K: Eq + Hash> {
+    map: DashMap<K, Bucket>,
+    settings: ArcSwap<Settings>,
+    warned_full: AtomicBool,
+}
+
+impl<K: Eq + Hash + Clone> Buckets<K> {
+    /// Empty buckets for `limit`, holding at most `max_entries` keys.
+    pub fn new(limit: Limit, max_entries: usize) -> Self {
+        Buckets {
+            map: DashMap::new(),
+            settings: ArcSwap::from_pointee(Settings { limit, max_entries }),
+            warned_full: AtomicBool::new(false),
+        }
+    }
+
+    /// Applies a new limit and table size, keeping every tracked key; a smaller table is trimmed now.
+    pub fn set_limit(&self, limit: Limit, max_entries: usize) {
+        self.settings
+            .store(std::sync::Arc::new(Settings { limit, max_entries }));
+        if self.map.len() > max_entries {
+            self.make_room(Instant::now());
+        }
+    }
 
     /// None if `key` may try again now, else how long until it may.
     pub fn check(&self, key: &K) -> Option<Duration> {
-        if self.limit.max_failures == 0 {
+        let s = **self.settings.load();
+        if s.limit.max_failures == 0 {
             return None;
         }
         let b = *self.map.get(key)?;
-        let tokens = self.refilled(&b, Instant::now());
+        let tokens = s.refilled(&b, Instant::now());
         if tokens >= 1.0 {
             None
         } else {
             Some(
-                Duration::from_secs_f64(((1.0 - tokens) / self.rate()).max(0.0))
+                Duration::from_secs_f64(((1.0 - tokens) / s.rate()).max(0.0))
                     .max(Duration::from_secs(1)),
             )
         }
@@ -73,25 +92,26 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
 
     /// Records a failure for `key`.
     pub fn fail(&self, key: &K) {
-        if self.limit.max_failures == 0 {
+        let s = **self.settings.load();
+        if s.limit.max_failures == 0 {
             return;
         }
         let now = Instant::now();
         if let Some(mut b) = self.map.get_mut(key) {
-            let tokens = self.refilled(&b, now);
+            let tokens = s.refilled(&b, now);
             *b = Bucket {
                 tokens: (tokens - 1.0).max(0.0),
                 at: now,
             };
             return;
         }
-        if self.map.len() >= self.max_entries {
+        if self.map.len() >= s.max_entries {
             self.make_room(now);
         }
         self.map.insert(
             key.clone(),
             Bucket {
-                tokens: self.limit.max_failures as f64 - 1.0,
+                tokens: s.limit.max_failures as f64 - 1.0,
                 at: now,
             },
         );
@@ -101,13 +121,14 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
     /// of one-failure names goes before a victim name that has failed many times, so a flood cannot switch
     /// per-key throttling off. Each pass is O(n) and frees >= 10%, so inserts stay amortised O(1).
     fn make_room(&self, now: Instant) {
-        let max = self.limit.max_failures as f64;
-        let target = self.max_entries - self.max_entries / 10 - 1;
+        let s = **self.settings.load();
+        let max = s.limit.max_failures as f64;
+        let target = s.max_entries.saturating_sub(s.max_entries / 10 + 1);
         let mut spare = 1.0_f64;
         loop {
             // Keep only keys with fewer tokens left than `max - spare` (more failures than `spare`).
             let threshold = max - spare;
-            self.map.retain(|_, b| self.refilled(b, now) < threshold);
+            self.map.retain(|_, b| s.refilled(b, now) < threshold);
             if self.map.len() <= target || threshold <= 0.0 {
                 break;
             }
@@ -177,6 +198,49 @@ mod tests {
         assert!(b.check(&"k").is_none(), "a token refilled");
         b.clear(&"k");
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_new_limit_keeps_what_the_table_remembers_and_a_smaller_table_is_trimmed() {
+        let hour = Duration::from_secs(3600);
+        let b = Buckets::new(
+            Limit {
+                max_failures: 2,
+                window: hour,
+            },
+            100,
+        );
+        b.fail(&"victim".to_string());
+        b.fail(&"victim".to_string());
+        for i in 0..50 {
+            b.fail(&format!("once{i}"));
+        }
+        assert!(b.check(&"victim".to_string()).is_some());
+        // A reload that lowers the table size: the victim (most failures) stays, the table shrinks.
+        b.set_limit(
+            Limit {
+                max_failures: 2,
+                window: hour,
+            },
+            10,
+        );
+        assert!(b.len() <= 10, "trimmed to the new size: {}", b.len());
+        assert!(b.check(&"victim".to_string()).is_some(), "still throttled");
+        // Switching the limit off takes effect at once; switching it back on finds the victim again.
+        let off = Limit {
+            max_failures: 0,
+            window: hour,
+        };
+        b.set_limit(off, 10);
+        assert!(b.check(&"victim".to_string()).is_none());
+        b.set_limit(
+            Limit {
+                max_failures: 2,
+                window: hour,
+            },
+            10,
+        );
+        assert!(b.check(&"victim".to_string()).is_some());
     }
 
     #[test]

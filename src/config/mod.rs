@@ -1311,7 +1311,7 @@ mod tests {
         assert_eq!(s.max_connections, 4);
         assert_eq!(s.connect_timeout, Duration::from_secs(3));
         assert_eq!(s.query_timeout, Duration::from_secs(2));
-        assert_eq!(s.dummy, crate::auth::password::DummyKind::AspNetV3Net7);
+        assert_eq!(s.dummy, crate::credentials::DummyKind::AspNetV3Net7);
         assert!(s.read_only && s.claims.is_empty());
         assert_eq!(
             sql("url = \"mariadb://root@h/db\"\n").unwrap().dialect,
@@ -1324,7 +1324,7 @@ mod tests {
         assert_eq!(s.max_connections, 9);
         assert_eq!(s.connect_timeout, Duration::from_secs(5));
         assert_eq!(s.query_timeout, Duration::from_millis(250));
-        assert_eq!(s.dummy, crate::auth::password::DummyKind::Argon2id);
+        assert_eq!(s.dummy, crate::credentials::DummyKind::Argon2id);
         assert!(!s.read_only);
     }
 

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod headers;
+pub mod upgrade;
 
 use crate::auth::Identity;
 use crate::body::ResBody;
@@ -80,9 +81,7 @@ pub async fn forward(
     } else {
         None
     };
-    let slot = req
-        .extensions_mut()
-        .remove::<std::sync::Arc<crate::listener::ConnSlot>>();
+    let upgrade_host = req.extensions_mut().remove::<upgrade::UpgradeHost>();
 
     let (mut parts, body) = req.into_parts();
     let route = out.route;
@@ -146,7 +145,11 @@ pub async fn forward(
             // A 101 nobody asked for cannot be relayed.
             return Err(UpstreamError::Protocol("unsolicited 101".into()));
         };
-        splice(client_upgrade, hyper::upgrade::on(&mut response), slot);
+        splice(
+            client_upgrade,
+            hyper::upgrade::on(&mut response),
+            upgrade_host,
+        );
         let (mut parts, _) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers, true);
         return Ok(Response::from_parts(
@@ -224,7 +227,7 @@ fn chain(e: &dyn StdError) -> String {
 fn splice(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
-    slot: Option<std::sync::Arc<crate::listener::ConnSlot>>,
+    host: Option<upgrade::UpgradeHost>,
 ) {
     let work = async move {
         let (client, upstream) = match tokio::try_join!(client, upstream) {
@@ -240,10 +243,5 @@ fn splice(
             tracing::debug!(error = %e, "upgraded connection closed with an error");
         }
     };
-    match slot {
-        Some(slot) => slot.spawn_upgraded(work),
-        None => {
-            tokio::spawn(work);
-        }
-    }
+    upgrade::run(host, Box::pin(work));
 }

@@ -12,13 +12,13 @@
 //! never a good copy (missing at start), lookups fail with `StoreError::Unavailable` (503) until it appears.
 
 use super::{normalise_name, StoreError, UserRecord};
-use crate::auth::password::{self, DummyKind};
+use crate::credentials::{self, DummyKind};
 use arc_swap::ArcSwapOption;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +46,7 @@ fn yes() -> bool {
 struct Users {
     by_name: HashMap<String, UserRecord>,
     dummy: DummyKind,
-    stamp: Option<(SystemTime, u64)>,
+    stamp: Option<Stamp>,
 }
 
 /// The file-backed store.
@@ -145,31 +145,13 @@ impl FileStore {
             Err(_) => {}
         }
     }
-
-    /// Polls the file every `interval` and reloads on SIGHUP, until the returned task is aborted.
-    pub fn watch(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut hup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => self.reload_if_changed(),
-                    Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                        match self.reload() {
-                            Ok(n) => tracing::info!(users = n, "users file reloaded on SIGHUP"),
-                            Err(e) => tracing::error!(error = %e, "users file refused on SIGHUP; keeping the last good copy"),
-                        }
-                    }
-                }
-            }
-        })
-    }
 }
 
+/// A file's modification time and size, as the reload watcher compares them.
+pub type Stamp = (SystemTime, u64);
+
 /// A file's modification time and size, to notice changes by polling (None if it cannot be read).
-pub(crate) fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
@@ -186,9 +168,9 @@ fn load(path: &Path) -> Result<Users, String> {
         }
         let key = normalise_name(&u.name);
         if let Some(h) = &u.password_hash {
-            let kind = password::dummy_kind_of(h);
+            let kind = credentials::dummy_kind_of(h);
             *kinds.entry(kind).or_default() += 1;
-            if !password::is_known_format(h) {
+            if !credentials::is_known_format(h) {
                 tracing::warn!(user = %u.name, "password hash format not recognised; this user cannot log in");
             }
         }

@@ -7,7 +7,7 @@
 pub mod file;
 pub mod sql;
 
-use crate::auth::password::DummyKind;
+use crate::credentials::DummyKind;
 use unicode_normalization::UnicodeNormalization;
 
 /// What the login needs to know about one user.

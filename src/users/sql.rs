@@ -19,7 +19,7 @@
 //! - The URL's password is never logged or displayed (`redact_url`).
 
 use super::{StoreError, UserRecord};
-use crate::auth::password::DummyKind;
+use crate::credentials::DummyKind;
 use serde_json::Value;
 use sqlx::mysql::{MySqlConnectOptions, MySqlRow};
 use sqlx::postgres::{PgConnectOptions, PgRow};

@@ -1,4 +1,5 @@
-//! Password hash verification and hashing for the gateway.
+//! Credential formats: verifying and making password hashes (ASP.NET Identity V2/V3, argon2 PHC) and the dummy
+//! hashes that give unknown users the same cost. Below both the login (`auth`) and the user stores (`users`).
 //!
 //! Security contract: every comparison of derived key material is constant-time
 //! (`subtle::ConstantTimeEq`, or `password_hash::Output`'s equality, which is built on it);
