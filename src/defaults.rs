@@ -64,8 +64,18 @@ pub const LOGIN_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SITEVERIFY_URL: &str = "https://challenges.cloudflare.com/turnstile/v0/siteverify";
 /// A siteverify call slower than this fails closed.
 pub const SITEVERIFY_TIMEOUT: Duration = Duration::from_secs(5);
-/// siteverify calls in flight at once; more fail closed at once instead of piling up.
+/// siteverify calls in flight at once; more wait up to `SITEVERIFY_QUEUE_TIMEOUT` for a free one.
 pub const SITEVERIFY_MAX_CONCURRENT: usize = 64;
+/// How long a login waits for a free siteverify slot before it gets 503 + Retry-After (never a 401).
+pub const SITEVERIFY_QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
+/// siteverify calls one client address (IPv6: its /64) may have in flight or waiting; more get 429, so a
+/// junk-captcha flood from a few addresses cannot take every slot from everyone else.
+pub const SITEVERIFY_MAX_PER_IP: usize = 8;
+/// Least time any credential failure takes (they also wait for the slowest verification seen); 0 = only that.
+pub const LOGIN_MIN_FAILURE_TIME: Duration = Duration::ZERO;
+/// Longest user name looked up, in characters (ASP.NET Identity's `UserName` is `nvarchar(256)`); a longer
+/// one is treated as an unknown user, with the same 401 and timing.
+pub const MAX_USER_NAME_CHARS: usize = 256;
 /// Logins waiting for a hashing slot; beyond it the login gets 503 rather than queueing without bound.
 pub const HASH_QUEUE: usize = 256;
 /// argon2id memory for new hashes: OWASP's m=19 MiB, t=2, p=1 setting.

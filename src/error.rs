@@ -138,7 +138,15 @@ impl GatewayError {
             GatewayError::Login(LoginError::Store(_)) => {
                 response::empty(StatusCode::SERVICE_UNAVAILABLE)
             }
-            GatewayError::Login(LoginError::Busy) => {
+            GatewayError::Login(LoginError::CaptchaClientBusy) => {
+                let mut r = response::empty(StatusCode::TOO_MANY_REQUESTS);
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+                r
+            }
+            GatewayError::Login(LoginError::Busy | LoginError::CaptchaBusy) => {
                 let mut r = response::empty(StatusCode::SERVICE_UNAVAILABLE);
                 r.headers_mut().insert(
                     http::header::RETRY_AFTER,
@@ -198,6 +206,16 @@ mod tests {
         assert_eq!(status(LoginError::BadContentType.into()).0, 400);
         assert_eq!(status(LoginError::TooLarge.into()).0, 413);
         assert_eq!(status(LoginError::Busy.into()).0, 503);
+        // Overload is never a 401: the client must not think its credentials are wrong.
+        for (e, code) in [
+            (LoginError::Busy, 503),
+            (LoginError::CaptchaBusy, 503),
+            (LoginError::CaptchaClientBusy, 429),
+        ] {
+            let res = GatewayError::from(e).into_response();
+            assert_eq!(res.status(), code);
+            assert!(res.headers().contains_key(http::header::RETRY_AFTER));
+        }
         assert_eq!(
             status(LoginError::Throttled(std::time::Duration::from_secs(9)).into()).0,
             429

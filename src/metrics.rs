@@ -66,6 +66,7 @@ pub struct Metrics {
     pub siteverify_duration: Histogram,
     pub siteverify_failures: Family<KindLabels, Counter>,
     pub hash_queue: Gauge,
+    pub password_verifications: Counter,
     pub open_connections: Gauge,
     pub config_reloads: Family<OutcomeLabels, Counter>,
 }
@@ -126,6 +127,12 @@ impl Metrics {
             "Logins waiting for a password-hashing slot",
             hash_queue.clone(),
         );
+        let password_verifications = Counter::default();
+        registry.register(
+            "password_verifications",
+            "Password hashes verified (real or dummy); throttled logins are refused before this",
+            password_verifications.clone(),
+        );
         let open_connections = Gauge::default();
         registry.register(
             "open_connections",
@@ -148,6 +155,7 @@ impl Metrics {
             siteverify_duration,
             siteverify_failures,
             hash_queue,
+            password_verifications,
             open_connections,
             config_reloads,
         })

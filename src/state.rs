@@ -66,13 +66,13 @@ impl Lasting {
     pub fn new(config: &Config) -> Lasting {
         Lasting {
             metrics: Metrics::new(),
-            defences: Arc::new(LoginDefences::new(&config.login.throttle)),
+            defences: Arc::new(LoginDefences::new(&config.login)),
         }
     }
 
     /// Makes the lasting parts enforce a newly loaded configuration's limits.
     pub fn apply(&self, config: &Config) {
-        self.defences.apply(&config.login.throttle);
+        self.defences.apply(&config.login);
     }
 }
 

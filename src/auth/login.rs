@@ -8,11 +8,20 @@
 //!   metrics, and one identical bare 401 for the client. Every one of them costs one password verification:
 //!   unknown users and missing hashes verify against a dummy hash of the kind the store's users have, and
 //!   inactive users verify their real hash before being refused.
-//! - Store failures are 503, never 401, so an outage is not mistaken for bad credentials.
+//! - Store failures are 503, never 401, so an outage is not mistaken for bad credentials. Overload is never a
+//!   401 either: a saturated siteverify queue or hashing pool answers 503 + `Retry-After`, and one client
+//!   address with too many siteverify calls pending gets 429 + `Retry-After`.
+//! - Throttles reserve before the work: the per-IP slot when the request is admitted, the per-user slot once
+//!   the captcha passed and the user was looked up (never before the captcha, or junk captchas could lock
+//!   anyone out). The per-user key is the account's stored name when the store found one, so every spelling
+//!   its collation matches shares one budget. A success or a 503 gives the slot back.
+//! - Every credential failure (unknown, inactive, wrong password, throttled user, unusable name) is held until
+//!   the slowest verification seen has passed (`timing::FailureFloor`), so the stored hash's kind and cost
+//!   cannot be read from the answer's timing.
 //! - Hashing runs in the bounded `HashPool`; a saturated pool answers 503 at once.
 //! - Bodies are read with a limit; nothing from the request is echoed back or logged except the user name.
 
-use super::defences::LoginDefences;
+use super::defences::{stored_user_key, unknown_user_key, LoginDefences};
 use super::hashing::{Busy, HashPool};
 use super::throttle::ip_key;
 use super::token::TokenIssuer;
@@ -22,7 +31,7 @@ use crate::config::LoginConfig;
 use crate::credentials::{self, Verdict};
 use crate::metrics::{KindLabels, Metrics};
 use crate::response;
-use crate::users::{normalise_name, StoreError, UserStore};
+use crate::users::{normalise_name, StoreError, UserRecord, UserStore};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -78,12 +87,32 @@ pub enum LoginError {
     /// This user name failed too often: the same bare 401 as any failure.
     #[error("user name throttled")]
     UserThrottled,
+    /// No siteverify slot came free in time: 503 with `Retry-After`, never a 401.
+    #[error("captcha verification queue full")]
+    CaptchaBusy,
+    /// This client address has too many siteverify calls pending: 429 with `Retry-After`.
+    #[error("too many pending captcha verifications from this client")]
+    CaptchaClientBusy,
     /// Signing the token failed.
     #[error("token signing failed: {0}")]
     Token(String),
 }
 
 impl LoginError {
+    /// True for the failures that count as a guess against the per-IP budget.
+    fn is_guess(&self) -> bool {
+        matches!(
+            self,
+            LoginError::Captcha(_)
+                | LoginError::CaptchaReplayed
+                | LoginError::CaptchaNotConfigured
+                | LoginError::UnknownUser
+                | LoginError::Inactive
+                | LoginError::BadPassword
+                | LoginError::UserThrottled
+        )
+    }
+
     /// Outcome label for logs and metrics (the only place these causes are told apart).
     pub fn outcome(&self) -> &'static str {
         match self {
@@ -98,8 +127,10 @@ impl LoginError {
             LoginError::UnknownUser | LoginError::BadPassword => "bad_credentials",
             LoginError::Inactive => "inactive",
             LoginError::Store(_) => "store_error",
-            LoginError::Busy => "busy",
-            LoginError::Throttled(_) | LoginError::UserThrottled => "throttled",
+            LoginError::Busy | LoginError::CaptchaBusy => "busy",
+            LoginError::Throttled(_)
+            | LoginError::UserThrottled
+            | LoginError::CaptchaClientBusy => "throttled",
             LoginError::Token(_) => "internal",
         }
     }
@@ -121,6 +152,7 @@ pub struct Login {
     issuer: TokenIssuer,
     max_body_bytes: usize,
     body_timeout: std::time::Duration,
+    max_user_name_chars: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -155,6 +187,8 @@ impl Login {
                 s.expected_hostname = cfg.turnstile.expected_hostname.clone();
                 s.expected_action = cfg.turnstile.expected_action.clone();
                 s.max_concurrent = cfg.turnstile.max_concurrent;
+                s.queue_timeout = cfg.turnstile.queue_timeout;
+                s.max_per_ip = cfg.turnstile.max_per_ip;
                 Some(Turnstile::new(s).map_err(|e| format!("login.turnstile: {e}"))?)
             }
         };
@@ -166,6 +200,7 @@ impl Login {
             issuer,
             max_body_bytes: cfg.max_body_bytes,
             body_timeout: cfg.body_timeout,
+            max_user_name_chars: cfg.max_user_name_chars,
             metrics,
         })
     }
@@ -192,17 +227,14 @@ impl Login {
         client_ip: IpAddr,
     ) -> Result<Response<ResBody>, LoginError> {
         let ip = ip_key(client_ip);
-        if let Some(wait) = self.defences.ip.check(&ip) {
-            return Err(LoginError::Throttled(wait));
-        }
+        self.defences
+            .ip
+            .reserve(&ip)
+            .map_err(LoginError::Throttled)?;
         let result = self.attempt(req, client_ip).await;
-        if let Err(e) = &result {
-            if matches!(
-                e.outcome(),
-                "captcha_failed" | "bad_credentials" | "inactive" | "throttled"
-            ) {
-                self.defences.ip.fail(&ip);
-            }
+        // Only a guess keeps the reserved slot; a success, a bad request or an overloaded gateway gives it back.
+        if !result.as_ref().is_err_and(LoginError::is_guess) {
+            self.defences.ip.release(&ip);
         }
         result
     }
@@ -255,48 +287,79 @@ impl Login {
                 .get_or_create(&KindLabels { kind: e.kind() })
                 .inc();
         }
-        verdict.map_err(LoginError::Captcha)?;
+        verdict.map_err(|e| match e {
+            CaptchaError::Overloaded => LoginError::CaptchaBusy,
+            CaptchaError::ClientBusy => LoginError::CaptchaClientBusy,
+            e => LoginError::Captcha(e),
+        })?;
         self.defences.spent.spend(captcha);
 
-        // 2. Credentials.
+        // 2. Credentials, in constant time whatever the outcome.
         let user_name = creds.user_name.unwrap_or_default();
         let password = creds.password.unwrap_or_default();
-        let normalised = normalise_name(&user_name);
-        if self.defences.user.check(&normalised).is_some() {
-            return Err(LoginError::UserThrottled);
-        }
-        let result = self
-            .check_credentials(&user_name, &normalised, password)
-            .await;
-        match &result {
-            Ok(_) => self.defences.user.clear(&normalised),
-            Err(LoginError::UnknownUser | LoginError::Inactive | LoginError::BadPassword) => {
-                self.defences.user.fail(&normalised)
-            }
-            Err(_) => {}
+        let started = std::time::Instant::now();
+        let result = self.check_credentials(&user_name, password).await;
+        if matches!(
+            result,
+            Err(LoginError::UnknownUser
+                | LoginError::Inactive
+                | LoginError::BadPassword
+                | LoginError::UserThrottled)
+        ) {
+            self.defences.floor.pad(started).await;
         }
         result
     }
 
+    /// Looks the user up, reserves the account's throttle slot, verifies the password off the async threads.
     async fn check_credentials(
         &self,
         user_name: &str,
-        normalised: &str,
         password: String,
     ) -> Result<Response<ResBody>, LoginError> {
-        let record = if user_name.is_empty() {
-            None
-        } else {
+        let normalised = normalise_name(user_name);
+        // A name no store could hold, or that could never be a header value, is an unknown user: it is never
+        // looked up, costs the same dummy verification and gets the same 401.
+        let lookable = !user_name.is_empty()
+            && user_name.chars().count() <= self.max_user_name_chars
+            && !user_name.chars().any(char::is_control);
+        let record = if lookable {
             self.store
-                .lookup(normalised)
+                .lookup(&normalised)
                 .await
                 .map_err(LoginError::Store)?
+        } else {
+            None
         };
+        let key = match &record {
+            Some(r) => stored_user_key(&r.user_name),
+            None => unknown_user_key(&normalised),
+        };
+        if self.defences.user.reserve(&key).is_err() {
+            return Err(LoginError::UserThrottled);
+        }
+        let result = self.verify(record, password).await;
+        match &result {
+            Ok(_) => self.defences.user.clear(&key),
+            Err(LoginError::UnknownUser | LoginError::Inactive | LoginError::BadPassword) => {}
+            // Not a guess (hashing pool full, token signing failed): the slot goes back.
+            Err(_) => self.defences.user.release(&key),
+        }
+        result
+    }
+
+    async fn verify(
+        &self,
+        record: Option<UserRecord>,
+        password: String,
+    ) -> Result<Response<ResBody>, LoginError> {
         let hash = record.as_ref().and_then(|r| r.password_hash.clone());
         let dummy = self.store.dummy_kind();
+        let defences = self.defences.clone();
         let verdict = self
             .pool
             .run(move || {
+                let started = std::time::Instant::now();
                 let verdict = match &hash {
                     Some(h) => credentials::verify(h, &password),
                     None => Verdict::UnknownFormat,
@@ -305,9 +368,11 @@ impl Login {
                 if verdict == Verdict::UnknownFormat {
                     credentials::verify_dummy(dummy, &password);
                 }
+                defences.floor.observe(started.elapsed());
                 verdict
             })
             .await?;
+        self.metrics.password_verifications.inc();
         let record = record.ok_or(LoginError::UnknownUser)?;
         if !record.active {
             return Err(LoginError::Inactive);

@@ -8,6 +8,7 @@ pub mod jwks;
 pub mod login;
 pub mod replay;
 pub mod throttle;
+pub mod timing;
 pub mod token;
 pub mod turnstile;
 

@@ -1,7 +1,10 @@
 //! Failed-login throttling per client IP and per user name: a token bucket per key in a bounded `DashMap`.
 //!
-//! Each failure takes one token; tokens refill at `max_failures / window`. A key with no token left is
-//! throttled until one refills. Successful logins clear the user's bucket. Memory is bounded: when the map is
+//! Each attempt *reserves* one token before its work starts, atomically (one shard lock per key), so a burst
+//! of parallel guesses cannot all pass a check made before any of them failed: at most `max_failures`
+//! attempts of one key are ever admitted within a window. An attempt that turns out not to be a guess (a
+//! success, an overloaded gateway) gives its token back. Tokens refill at `max_failures / window`; a key
+//! with no token left is throttled until one refills. Successful logins clear the user's bucket. Memory is bounded: when the map is
 //! full, buckets that have refilled completely (equivalent to no entry) are purged; if it is still full, new
 //! keys are not tracked (logged), so a flood of random names costs at most `max_entries` entries. IPv6
 //! clients are keyed by their /64, since one host usually owns a whole /64.
@@ -87,6 +90,43 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
                 Duration::from_secs_f64(((1.0 - tokens) / s.rate()).max(0.0))
                     .max(Duration::from_secs(1)),
             )
+        }
+    }
+
+    /// Takes one token for an attempt of `key`, or says how long until one is free. The token stays taken
+    /// (a failure) unless [`Buckets::release`] gives it back.
+    pub fn reserve(&self, key: &K) -> Result<(), Duration> {
+        let s = **self.settings.load();
+        if s.limit.max_failures == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if let Some(mut b) = self.map.get_mut(key) {
+            let tokens = s.refilled(&b, now);
+            if tokens < 1.0 {
+                let wait = Duration::from_secs_f64(((1.0 - tokens) / s.rate()).max(0.0));
+                return Err(wait.max(Duration::from_secs(1)));
+            }
+            *b = Bucket {
+                tokens: tokens - 1.0,
+                at: now,
+            };
+            return Ok(());
+        }
+        self.fail(key);
+        Ok(())
+    }
+
+    /// Gives back a token [`Buckets::reserve`] took, when the attempt was not a failure.
+    pub fn release(&self, key: &K) {
+        let s = **self.settings.load();
+        let now = Instant::now();
+        if let Some(mut b) = self.map.get_mut(key) {
+            let tokens = s.refilled(&b, now);
+            *b = Bucket {
+                tokens: (tokens + 1.0).min(s.limit.max_failures as f64),
+                at: now,
+            };
         }
     }
 
@@ -198,6 +238,35 @@ mod tests {
         assert!(b.check(&"k").is_none(), "a token refilled");
         b.clear(&"k");
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn parallel_reservations_admit_at_most_the_limit() {
+        let b = std::sync::Arc::new(Buckets::new(
+            Limit {
+                max_failures: 5,
+                window: Duration::from_secs(3600),
+            },
+            100,
+        ));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(32));
+        let admitted: usize = (0..32)
+            .map(|_| {
+                let (b, barrier) = (b.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    b.reserve(&"victim").is_ok()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap() as usize)
+            .sum();
+        assert_eq!(admitted, 5);
+        // A released reservation (a success, or a 503) is available again.
+        b.release(&"victim");
+        assert!(b.reserve(&"victim").is_ok());
+        assert!(b.reserve(&"victim").is_err());
     }
 
     #[test]

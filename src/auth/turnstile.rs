@@ -1,13 +1,19 @@
 //! Cloudflare Turnstile server-side validation: owns the siteverify client,
-//! its deadline, its retry rule and the cap on concurrent calls. Contract:
+//! its deadline, its retry rule and the caps on concurrent calls. Contract:
 //! every doubt fails closed (only an explicit `success: true` that also matches
 //! the configured hostname and action passes), and neither the widget secret
 //! nor the client token is ever logged or put into an error message.
+//!
+//! Overload is never a verdict: a call that finds every slot taken waits up to
+//! `queue_timeout` and then fails with `Overloaded` (the login answers 503), and
+//! one client address holding `max_per_ip` calls already gets `ClientBusy` (429),
+//! so a junk-captcha flood from a few addresses cannot starve everyone else.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -19,6 +25,10 @@ pub const DEFAULT_SITEVERIFY_URL: &str =
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default bound on siteverify calls in flight at once.
 pub const DEFAULT_MAX_CONCURRENT: usize = 64;
+/// Default wait for a free siteverify slot.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default bound on one client address's calls in flight or waiting.
+pub const DEFAULT_MAX_PER_IP: usize = 8;
 /// Longest token Cloudflare issues; anything longer is not worth a round trip.
 pub const MAX_TOKEN_LEN: usize = 2048;
 
@@ -42,8 +52,12 @@ pub struct TurnstileSettings {
     pub expected_hostname: Option<String>,
     /// When set, a success reply must carry exactly this widget action.
     pub expected_action: Option<String>,
-    /// Bound on in-flight siteverify calls; callers beyond it get `Overloaded`.
+    /// Bound on in-flight siteverify calls; callers beyond it wait for a slot.
     pub max_concurrent: usize,
+    /// How long a call waits for a slot before `Overloaded`.
+    pub queue_timeout: Duration,
+    /// Bound on one client address's calls in flight or waiting; beyond it `ClientBusy`.
+    pub max_per_ip: usize,
 }
 
 impl TurnstileSettings {
@@ -56,6 +70,8 @@ impl TurnstileSettings {
             expected_hostname: None,
             expected_action: None,
             max_concurrent: DEFAULT_MAX_CONCURRENT,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            max_per_ip: DEFAULT_MAX_PER_IP,
         }
     }
 }
@@ -69,6 +85,8 @@ impl fmt::Debug for TurnstileSettings {
             .field("expected_hostname", &self.expected_hostname)
             .field("expected_action", &self.expected_action)
             .field("max_concurrent", &self.max_concurrent)
+            .field("queue_timeout", &self.queue_timeout)
+            .field("max_per_ip", &self.max_per_ip)
             .finish()
     }
 }
@@ -94,9 +112,12 @@ pub enum CaptchaError {
     /// Siteverify answered something other than a well-formed 2xx JSON verdict.
     #[error("captcha siteverify sent a bad reply")]
     BadReply,
-    /// Too many siteverify calls already in flight; refused without queueing.
+    /// No siteverify slot came free within `queue_timeout`: not a verdict, the login answers 503.
     #[error("captcha verification overloaded")]
     Overloaded,
+    /// This client address already has `max_per_ip` calls in flight or waiting: the login answers 429.
+    #[error("too many captcha verifications from this client")]
+    ClientBusy,
     /// The token was solved on a hostname other than the expected one.
     #[error("captcha hostname mismatch")]
     HostnameMismatch,
@@ -116,6 +137,7 @@ impl CaptchaError {
             CaptchaError::Unreachable => "unreachable",
             CaptchaError::BadReply => "bad_reply",
             CaptchaError::Overloaded => "overloaded",
+            CaptchaError::ClientBusy => "client_busy",
             CaptchaError::HostnameMismatch => "hostname_mismatch",
             CaptchaError::ActionMismatch => "action_mismatch",
         }
@@ -127,6 +149,24 @@ pub struct Turnstile {
     settings: TurnstileSettings,
     client: reqwest::Client,
     permits: Semaphore,
+    /// Calls in flight or waiting per client address (IPv6: per /64); entries exist only while in use.
+    per_client: DashMap<IpAddr, usize>,
+}
+
+/// One client address's hold on a siteverify call; dropping it frees the place.
+struct ClientPlace<'a> {
+    map: &'a DashMap<IpAddr, usize>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientPlace<'_> {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.map.get_mut(&self.ip) {
+            *n -= 1;
+        }
+        // Remove the entry once nobody from that address is waiting, so the map only holds live callers.
+        self.map.remove_if(&self.ip, |_, n| *n == 0);
+    }
 }
 
 impl fmt::Debug for Turnstile {
@@ -188,6 +228,22 @@ impl Turnstile {
             settings,
             client,
             permits,
+            per_client: DashMap::new(),
+        })
+    }
+
+    /// Takes one of `ip`'s places, or refuses when it holds `max_per_ip` already.
+    fn enter(&self, ip: IpAddr) -> Result<ClientPlace<'_>, CaptchaError> {
+        let ip = super::throttle::ip_key(ip);
+        let mut n = self.per_client.entry(ip).or_insert(0);
+        if *n >= self.settings.max_per_ip {
+            return Err(CaptchaError::ClientBusy);
+        }
+        *n += 1;
+        drop(n);
+        Ok(ClientPlace {
+            map: &self.per_client,
+            ip,
         })
     }
 
@@ -206,12 +262,16 @@ impl Turnstile {
         if token.len() > MAX_TOKEN_LEN {
             return Err(CaptchaError::Malformed);
         }
-        // Queueing would let a flood of logins pile up behind a slow
-        // Cloudflare and hold connections open; refusing at once keeps the
-        // gateway responsive and still fails closed.
-        let Ok(_permit) = self.permits.try_acquire() else {
-            return Err(CaptchaError::Overloaded);
+        let _place = match remote_ip {
+            Some(ip) => Some(self.enter(ip)?),
+            None => None,
         };
+        // A short, bounded wait absorbs bursts; a longer one would only pile logins up behind a slow Cloudflare.
+        let _permit =
+            match tokio::time::timeout(self.settings.queue_timeout, self.permits.acquire()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) | Err(_) => return Err(CaptchaError::Overloaded),
+            };
 
         let deadline = Instant::now() + self.settings.timeout;
         let body = SiteverifyRequest {

@@ -113,6 +113,8 @@ pub struct LoginFile {
     pub path: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub body_timeout: Option<Dur>,
+    pub min_failure_time: Option<Dur>,
+    pub max_user_name_chars: Option<usize>,
     pub turnstile: TurnstileFile,
     pub hashing: HashingFile,
     pub throttle: ThrottleFile,
@@ -140,6 +142,8 @@ pub struct TurnstileFile {
     pub expected_hostname: Option<String>,
     pub expected_action: Option<String>,
     pub max_concurrent: Option<usize>,
+    pub queue_timeout: Option<Dur>,
+    pub max_per_ip: Option<usize>,
 }
 
 /// `[login.hashing]`: the bounded pool that verifies passwords.

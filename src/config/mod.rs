@@ -131,6 +131,10 @@ pub struct LoginConfig {
     pub path: String,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
+    /// Least time a credential failure takes (also held to the slowest verification seen).
+    pub min_failure_time: Duration,
+    /// Longer user names are unknown users (same 401, same timing) and are never looked up.
+    pub max_user_name_chars: usize,
     pub turnstile: TurnstileConfig,
     pub hashing: HashingConfig,
     pub throttle: ThrottleConfig,
@@ -156,6 +160,10 @@ pub struct TurnstileConfig {
     pub expected_hostname: Option<String>,
     pub expected_action: Option<String>,
     pub max_concurrent: usize,
+    /// How long a login waits for a free siteverify slot before 503.
+    pub queue_timeout: Duration,
+    /// siteverify calls one client address may have in flight or waiting before 429.
+    pub max_per_ip: usize,
 }
 
 impl std::fmt::Debug for TurnstileConfig {
@@ -773,9 +781,21 @@ fn validate_login(l: file::LoginFile, base: &Path) -> Result<LoginConfig, Config
     let max_concurrent = t
         .max_concurrent
         .unwrap_or(defaults::SITEVERIFY_MAX_CONCURRENT);
-    if max_concurrent == 0 {
+    let max_per_ip = t.max_per_ip.unwrap_or(defaults::SITEVERIFY_MAX_PER_IP);
+    for (key, n) in [
+        ("login.turnstile.max_concurrent", max_concurrent),
+        ("login.turnstile.max_per_ip", max_per_ip),
+    ] {
+        if n == 0 {
+            return Err(ConfigError::invalid(key, "must be at least 1"));
+        }
+    }
+    let max_user_name_chars = l
+        .max_user_name_chars
+        .unwrap_or(defaults::MAX_USER_NAME_CHARS);
+    if max_user_name_chars == 0 {
         return Err(ConfigError::invalid(
-            "login.turnstile.max_concurrent",
+            "login.max_user_name_chars",
             "must be at least 1",
         ));
     }
@@ -819,6 +839,8 @@ fn validate_login(l: file::LoginFile, base: &Path) -> Result<LoginConfig, Config
     }
     Ok(LoginConfig {
         body_timeout: dur(l.body_timeout, defaults::LOGIN_BODY_TIMEOUT),
+        min_failure_time: dur(l.min_failure_time, defaults::LOGIN_MIN_FAILURE_TIME),
+        max_user_name_chars,
         throttle,
         enabled: l.enabled.unwrap_or(true),
         path,
@@ -830,6 +852,8 @@ fn validate_login(l: file::LoginFile, base: &Path) -> Result<LoginConfig, Config
             expected_hostname: t.expected_hostname.filter(|s| !s.is_empty()),
             expected_action: t.expected_action.filter(|s| !s.is_empty()),
             max_concurrent,
+            queue_timeout: dur(t.queue_timeout, defaults::SITEVERIFY_QUEUE_TIMEOUT),
+            max_per_ip,
         },
         hashing,
     })
