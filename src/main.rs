@@ -90,7 +90,18 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         };
     if let Some(file) = &state.users_file {
         match file.len() {
-            Some(n) => println!("users: {} ({n} users)", file.path().display()),
+            Some(n) => {
+                println!("users: {} ({n} users)", file.path().display());
+                let kinds = file.hash_kinds();
+                if kinds.len() > 1 {
+                    let list: Vec<String> =
+                        kinds.iter().map(|(k, n)| format!("{k:?} ×{n}")).collect();
+                    println!(
+                        "warning: users.file mixes password hash kinds ({}); every failed login is held to the slowest verification seen, so logins of users with cheaper hashes fail as slowly as the most expensive",
+                        list.join(", ")
+                    );
+                }
+            }
             None => {
                 eprintln!(
                     "error: users.file: {} could not be loaded (see the log above)",

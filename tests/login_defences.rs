@@ -323,3 +323,158 @@ async fn every_spelling_a_mariadb_collation_matches_shares_one_budget() {
     gw.stop().await;
     drop(db);
 }
+
+#[test]
+fn check_config_warns_when_the_users_file_mixes_hash_kinds() {
+    let argon2 = gateway::credentials::hash_password(PASSWORD, &Default::default()).unwrap();
+    let run = |users: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("users.toml"), users).unwrap();
+        std::fs::write(
+            dir.path().join("gateway.toml"),
+            format!(
+                "[auth]\nsecret = \"{}\"\n[users]\nfile = \"users.toml\"\n",
+                support::SECRET
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(["check-config", "--config"])
+            .arg(dir.path().join("gateway.toml"))
+            .env_clear()
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mixed = run(&(user("old", ASPNET_V2, true) + &user("new", &argon2, true)));
+    assert!(
+        mixed.contains("mixes password hash kinds") && mixed.contains("AspNetV2"),
+        "{mixed}"
+    );
+    let uniform = run(&(user("a", ASPNET_V2, true) + &user("b", ASPNET_V2, true)));
+    assert!(!uniform.contains("mixes"), "{uniform}");
+}
+
+/// Status, headers (minus Date and the per-request id) and body, to compare failures byte for byte.
+async fn snapshot(res: reqwest::Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let status = res.status().as_u16();
+    let mut headers: Vec<(String, String)> = res
+        .headers()
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "date" | "x-request-id"))
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    headers.sort();
+    (status, headers, res.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn every_captcha_failure_is_the_same_bare_401_as_a_wrong_password() {
+    let fake = FakeTurnstile::start().await;
+    let users = UsersFile::new(&user("jdoe", ASPNET_V2, true));
+    let up = Upstream::echo().await;
+    let login = login_toml(&fake, &users);
+    let upstream = route("/", &up.url(), "");
+    let send = |gw: &TestGateway, password: &str, token: String| {
+        client_from(1)
+            .post(gw.url("/api/Auth"))
+            .json(&json!({"UserName": "jdoe", "Password": password, "CaptchaToken": token}))
+            .send()
+    };
+    let gw = TestGateway::start(&[&login, &upstream]).await;
+    let baseline = snapshot(send(&gw, "wrong", captcha(&fake)).await.unwrap()).await;
+    assert_eq!(baseline.0, 401);
+    gw.stop().await;
+
+    let spent = format!(
+        "[login.turnstile]\nsecret = \"{}\"\n",
+        support::turnstile::SPENT_SECRET
+    );
+    let no_secret = format!(
+        "[login]\nenabled = true\n[login.turnstile]\nsiteverify_url = \"{}\"\n[users]\nfile = {:?}\n",
+        fake.url(),
+        users.path.display().to_string()
+    );
+    let hostname = "[login.turnstile]\nexpected_hostname = \"app.example\"\n";
+    let action = "[login.turnstile]\nexpected_action = \"checkout\"\n";
+    let cases: [(&str, Vec<&str>); 4] = [
+        ("timeout-or-duplicate", vec![&login, &spent, &upstream]),
+        ("hostname mismatch", vec![&login, hostname, &upstream]),
+        ("action mismatch", vec![&login, action, &upstream]),
+        ("no Turnstile secret", vec![&no_secret, &upstream]),
+    ];
+    for (case, fragments) in cases {
+        let gw = TestGateway::start(&fragments).await;
+        let got = snapshot(send(&gw, PASSWORD, captcha(&fake)).await.unwrap()).await;
+        assert_eq!(
+            got, baseline,
+            "{case}: the right password, a refused captcha"
+        );
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_failed_captcha_never_touches_the_user_store() {
+    let Some(db) = TestDb::create(Kind::Postgres, "defence_captcha_first").await else {
+        return;
+    };
+    db.insert(&[User::new("jdoe", ASPNET_V2)]).await;
+    let fake = FakeTurnstile::start().await;
+    let up = Upstream::echo().await;
+    let login = format!(
+        "[login]\nenabled = true\n[login.throttle]\nip_max_failures = 100000\n[login.turnstile]\nsecret = \"{}\"\nsiteverify_url = \"{}\"\ntimeout = \"300ms\"\n",
+        support::turnstile::PASS_SECRET,
+        fake.url()
+    );
+    let gw = TestGateway::start(&[&login, &db.users_toml(""), &route("/", &up.url(), "")]).await;
+    let c = client_from(1);
+    let replayed = captcha(&fake);
+    // The first use of `replayed` is refused for another reason (no such user), so its replay is the only
+    // thing wrong with the last request; that first use does reach the store.
+    fake.set_mode(Mode::Cloudflare);
+    assert_eq!(
+        post_login(&c, &gw, "", PASSWORD, replayed.clone()).await.0,
+        401
+    );
+    let connections = db.fwd().total();
+
+    assert_eq!(
+        post_login(&c, &gw, "jdoe", PASSWORD, "forged".into())
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post_login(&c, &gw, "jdoe", PASSWORD, String::new()).await.0,
+        401
+    );
+    assert_eq!(post_login(&c, &gw, "jdoe", PASSWORD, replayed).await.0, 401);
+    fake.set_mode(Mode::Slow(Duration::from_secs(2)));
+    assert_eq!(
+        post_login(&c, &gw, "jdoe", PASSWORD, captcha(&fake))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        db.fwd().total(),
+        connections,
+        "forged, missing, replayed and timed-out captchas opened no database connection"
+    );
+
+    fake.set_mode(Mode::Cloudflare);
+    assert_eq!(
+        post_login(&c, &gw, "jdoe", PASSWORD, captcha(&fake))
+            .await
+            .0,
+        200
+    );
+    assert!(
+        db.fwd().total() > connections,
+        "a passing captcha does reach the store"
+    );
+    gw.stop().await;
+    drop(db);
+}

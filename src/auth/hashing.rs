@@ -104,31 +104,69 @@ mod tests {
         let pool = Arc::new(HashPool::new(2, 3));
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..8 {
-            let (pool, running, peak) = (pool.clone(), running.clone(), peak.clone());
-            tasks.push(tokio::spawn(async move {
-                pool.run(move || {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(100));
-                    running.fetch_sub(1, Ordering::SeqCst);
-                })
+        // Jobs hold their thread until the gate opens, so the pool's state is fixed while the test looks at it.
+        let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+        let job = || {
+            let (running, peak, gate, started) = (
+                running.clone(),
+                peak.clone(),
+                gate.clone(),
+                started_tx.clone(),
+            );
+            move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                let _ = started.send(());
+                let (open, cv) = &*gate;
+                let mut open = open.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
+        let mut admitted = Vec::new();
+        for _ in 0..2 {
+            let (pool, job) = (pool.clone(), job());
+            admitted.push(tokio::spawn(async move { pool.run(job).await }));
+        }
+        for _ in 0..2 {
+            tokio::time::timeout(Duration::from_secs(10), started_rx.recv())
                 .await
-            }));
+                .expect("both threads took a job");
+        }
+        for _ in 0..3 {
+            let (pool, job) = (pool.clone(), job());
+            admitted.push(tokio::spawn(async move { pool.run(job).await }));
+        }
+        for _ in 0..1000 {
+            if pool.queued() == 3 {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let mut ok = 0;
-        let mut busy = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(()) => ok += 1,
-                Err(Busy) => busy += 1,
-            }
+        assert_eq!(pool.queued(), 3, "three wait in the queue");
+        for _ in 0..3 {
+            assert_eq!(
+                pool.run(job()).await,
+                Err(Busy),
+                "a full queue refuses at once"
+            );
         }
-        assert_eq!(peak.load(Ordering::SeqCst), 2);
-        assert_eq!(ok, 5, "2 running + 3 queued");
-        assert_eq!(busy, 3);
+        {
+            let (open, cv) = &*gate;
+            *open.lock().unwrap() = true;
+            cv.notify_all();
+        }
+        for t in admitted {
+            assert_eq!(t.await.unwrap(), Ok(()));
+        }
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            2,
+            "never more than two at once"
+        );
         assert_eq!(pool.queued(), 0);
     }
 }

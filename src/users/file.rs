@@ -46,6 +46,8 @@ fn yes() -> bool {
 struct Users {
     by_name: HashMap<String, UserRecord>,
     dummy: DummyKind,
+    /// How many users have each hash kind.
+    kinds: Vec<(DummyKind, usize)>,
     stamp: Option<Stamp>,
 }
 
@@ -105,6 +107,14 @@ impl FileStore {
             .load()
             .as_ref()
             .map_or(DummyKind::Argon2id, |u| u.dummy)
+    }
+
+    /// The hash kinds the loaded users have, with how many users have each (most common first).
+    pub fn hash_kinds(&self) -> Vec<(DummyKind, usize)> {
+        self.users
+            .load()
+            .as_ref()
+            .map_or_else(Vec::new, |u| u.kinds.clone())
     }
 
     /// Re-reads the file now; on error the previous copy stays.
@@ -187,13 +197,13 @@ fn load(path: &Path) -> Result<Users, String> {
             ));
         }
     }
-    let dummy = kinds
-        .into_iter()
-        .max_by_key(|(_, n)| *n)
-        .map_or(DummyKind::Argon2id, |(k, _)| k);
+    let mut kinds: Vec<(DummyKind, usize)> = kinds.into_iter().collect();
+    kinds.sort_by_key(|(k, n)| (std::cmp::Reverse(*n), format!("{k:?}")));
+    let dummy = kinds.first().map_or(DummyKind::Argon2id, |(k, _)| *k);
     Ok(Users {
         by_name,
         dummy,
+        kinds,
         stamp: before,
     })
 }
