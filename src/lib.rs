@@ -13,6 +13,7 @@ pub mod cors;
 pub mod credentials;
 pub mod defaults;
 pub mod error;
+pub mod exposure;
 pub mod forward;
 pub mod health;
 pub mod listener;

@@ -43,6 +43,9 @@ pub enum StartError {
     /// Runtime state (TLS files, upstream clients, login) could not be built.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// Development settings on a non-loopback address.
+    #[error("{0}")]
+    Exposed(String),
 }
 
 /// A running gateway.
@@ -102,6 +105,7 @@ impl Drop for Running {
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
     let lasting = Lasting::new(&config);
     let state = Arc::new(State::new(&config, &lasting, None)?);
+    crate::exposure::check(&config, &state).map_err(StartError::Exposed)?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| StartError::Bind {

@@ -88,6 +88,10 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    if let Err(e) = gateway::exposure::check(&config, &state) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     if let Some(file) = &state.users_file {
         match file.len() {
             Some(n) => {

@@ -135,6 +135,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
         let old = shared.current();
         let restart = needs_restart(&old.config, &config);
         let state = State::new(&config, &shared.lasting, Some(&old)).map_err(|e| e.to_string())?;
+        crate::exposure::check(&config, &state)?;
         if let Ok(mut stamps) = shared.stamps.lock() {
             *stamps = watched_files(&config, Some(path))
                 .iter()
