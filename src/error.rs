@@ -187,6 +187,13 @@ mod tests {
         let (code, ch) = status(AuthError::Invalid(TokenError::Expired).into());
         assert_eq!(code, 401);
         assert!(ch.unwrap().contains("error=\"invalid_token\""));
+        assert_eq!(
+            status(AuthError::Invalid(TokenError::HeaderValue).into()),
+            (
+                401,
+                Some("Bearer realm=\"gateway\", error=\"invalid_token\"".into())
+            )
+        );
         assert_eq!(status(AuthError::TooLong.into()).0, 401);
         assert_eq!(status(AuthError::Duplicate.into()).0, 400);
         assert_eq!(status(GatewayError::NotFound).0, 404);

@@ -17,7 +17,8 @@ pub fn development_settings(config: &Config, state: &State) -> Vec<String> {
     let mut found = Vec::new();
     if config.auth.dev_secret {
         found.push(
-            "the development JWT secret: set auth.secret_file or GATEWAY_AUTH__SECRET(_FILE)".to_string(),
+            "the development JWT secret: set auth.secret_file or GATEWAY_AUTH__SECRET(_FILE)"
+                .to_string(),
         );
     }
     if config.login.enabled

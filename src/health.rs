@@ -1,8 +1,10 @@
-//! The operations listener (default 127.0.0.1:9090, off the public port): `/metrics` (Prometheus text),
+//! The operations listener (default 127.0.0.1:9090, off the public port): `/metrics` (Prometheus text or
+//! OpenMetrics, by `Accept`),
 //! `/healthz` (liveness: the process serves) and `/readyz` (readiness: config loaded and the user store can
 //! answer). The same health answers are available on the main listener with `metrics.health_on_main_listener`.
 
 use crate::body::ResBody;
+use crate::metrics::Format;
 use crate::reload::Shared;
 use crate::response;
 use bytes::Bytes;
@@ -50,14 +52,18 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 .hash_queue
                 .set(login.pool().queued() as i64);
         }
-        let body = shared.lasting.metrics.encode();
+        let format = Format::negotiate(req.headers().get_all(http::header::ACCEPT));
+        let body = shared.lasting.metrics.encode(format);
         let mut res = Response::new(http_body_util::Either::Right(http_body_util::Full::new(
             Bytes::from(body),
         )));
         res.headers_mut().insert(
             http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            http::HeaderValue::from_static(format.content_type()),
         );
+        // The body depends on Accept: a cache in between must not hand one scraper's format to another.
+        res.headers_mut()
+            .insert(http::header::VARY, http::HeaderValue::from_static("accept"));
         return res;
     }
     response::empty(StatusCode::NOT_FOUND)

@@ -1,5 +1,11 @@
 //! Prometheus metrics, one registry per gateway process (kept across config reloads), encoded with
 //! `prometheus-client`. Login outcomes are told apart here and in the logs only, never in responses.
+//!
+//! `/metrics` speaks two formats, chosen from the scraper's `Accept` (see [`Format::negotiate`]): OpenMetrics
+//! 1.0 and the Prometheus text format 0.0.4. They differ in ways a parser notices: OpenMetrics names a
+//! counter family without `_total` (`# TYPE x counter`, samples `x_total`) and ends with `# EOF`, while a
+//! 0.0.4 parser expects the `# TYPE` line to name the sample itself; served under the wrong content type,
+//! every counter reads as untyped.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -161,11 +167,20 @@ impl Metrics {
         })
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn encode(&self) -> String {
+    /// Every metric, in the given exposition format.
+    pub fn encode(&self, format: Format) -> String {
         let mut out = String::with_capacity(8 * 1024);
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = match format {
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+            // prometheus-client's own 0.0.4 encoder (since 0.26): `_total` in HELP/TYPE, no `# EOF`, no
+            // `_created`, no exemplars, info as gauge, unknown as untyped.
+            Format::PrometheusText => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+        };
         out
     }
 
@@ -208,5 +223,197 @@ pub fn method_label(m: &http::Method) -> &'static str {
         http::Method::HEAD => "HEAD",
         http::Method::OPTIONS => "OPTIONS",
         _ => "OTHER",
+    }
+}
+
+/// An exposition format `/metrics` can answer in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4: what any scraper understands, so the default.
+    PrometheusText,
+    /// OpenMetrics 1.0.0 text, for scrapers that ask for it.
+    OpenMetrics,
+}
+
+/// Media type of OpenMetrics text.
+const OPENMETRICS: &str = "application/openmetrics-text";
+
+impl Format {
+    /// The `Content-Type` of an answer in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::PrometheusText => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// Picks the format for the given `Accept` field values (RFC 9110 §12.5.1).
+    ///
+    /// OpenMetrics only when the client names `application/openmetrics-text` itself (a wildcard does not
+    /// count: curl's `*/*` or a missing header gets the text format every tool reads), with a version we
+    /// can serve (none, `1.0.0`, or `0.0.1`, which Prometheus lists as the same text format), a q above 0,
+    /// and a q at least that of `text/plain`. Anything else, including an unparsable header, gets the text
+    /// format rather than 406: a scrape should not fail over a header.
+    pub fn negotiate<'a>(accept: impl IntoIterator<Item = &'a http::HeaderValue>) -> Format {
+        let mut openmetrics: f32 = 0.0;
+        // Best q of `text/plain`, `text/*`, `*/*`: the most specific range present decides (§12.5.1).
+        let mut text = [None::<f32>; 3];
+        for value in accept {
+            let Ok(value) = value.to_str() else { continue };
+            for element in value.split(',') {
+                let Some(range) = MediaRange::parse(element) else {
+                    continue;
+                };
+                let slot = match range.essence.as_str() {
+                    OPENMETRICS => {
+                        if matches!(range.version.as_deref(), None | Some("1.0.0" | "0.0.1")) {
+                            openmetrics = openmetrics.max(range.q);
+                        }
+                        continue;
+                    }
+                    "text/plain" if matches!(range.version.as_deref(), None | Some("0.0.4")) => 0,
+                    "text/*" => 1,
+                    "*/*" => 2,
+                    _ => continue,
+                };
+                text[slot] = Some(text[slot].map_or(range.q, |q: f32| q.max(range.q)));
+            }
+        }
+        let text = text.into_iter().flatten().next().unwrap_or(0.0);
+        if openmetrics > 0.0 && openmetrics >= text {
+            Format::OpenMetrics
+        } else {
+            Format::PrometheusText
+        }
+    }
+}
+
+/// One element of an `Accept` list, as far as negotiation needs it.
+struct MediaRange {
+    /// `type/subtype`, lower-cased.
+    essence: String,
+    /// The `version` parameter, unquoted.
+    version: Option<String>,
+    /// The weight, 1 when absent.
+    q: f32,
+}
+
+impl MediaRange {
+    /// None for an element that is not `type/subtype` or has an invalid `q` (it is then ignored).
+    fn parse(element: &str) -> Option<MediaRange> {
+        let mut parts = element.split(';');
+        let essence = parts.next()?.trim().to_ascii_lowercase();
+        if essence.split('/').count() != 2 || essence.split('/').any(str::is_empty) {
+            return None;
+        }
+        let mut range = MediaRange {
+            essence,
+            version: None,
+            q: 1.0,
+        };
+        for param in parts {
+            let Some((key, value)) = param.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().trim_matches('"');
+            match key.trim().to_ascii_lowercase().as_str() {
+                "q" => {
+                    range.q = value
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))?
+                }
+                "version" => range.version = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        Some(range)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn pick(accept: &[&str]) -> Format {
+        let values: Vec<HeaderValue> = accept
+            .iter()
+            .map(|a| HeaderValue::from_str(a).unwrap())
+            .collect();
+        Format::negotiate(&values)
+    }
+
+    #[test]
+    fn prometheus_scrape_headers_get_openmetrics() {
+        // Prometheus 2.x/3.x defaults (scrape_protocols without protobuf).
+        assert_eq!(
+            pick(&["application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"]),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            pick(&["application/openmetrics-text; version=0.0.1,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"]),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            pick(&["Application/OpenMetrics-Text; Version=\"1.0.0\""]),
+            Format::OpenMetrics
+        );
+        // Split over two header lines.
+        assert_eq!(
+            pick(&["text/plain;q=0.5", "application/openmetrics-text"]),
+            Format::OpenMetrics
+        );
+    }
+
+    #[test]
+    fn everything_else_gets_prometheus_text() {
+        for accept in [
+            &[][..],
+            &["*/*"],
+            &["text/plain"],
+            &["text/plain;version=0.0.4"],
+            &["application/*"],
+            &["application/json"],
+            &["garbage"],
+            &["application/openmetrics-text;q=0"],
+            &["application/openmetrics-text;version=2.0.0"],
+            &["application/openmetrics-text;q=0.4,text/plain;q=0.5"],
+            &["application/openmetrics-text;q=0.4,text/*"],
+            &["application/openmetrics-text;q=nonsense"],
+            &["application/openmetrics-text;q=2"],
+        ] {
+            assert_eq!(pick(accept), Format::PrometheusText, "{accept:?}");
+        }
+        // A more specific text range outranks `*/*`.
+        assert_eq!(
+            pick(&["application/openmetrics-text;q=0.3,text/plain;q=0.2,*/*"]),
+            Format::OpenMetrics
+        );
+    }
+
+    #[test]
+    fn formats_differ_as_their_parsers_expect() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                route: Arc::new("app".into()),
+                method: "GET",
+                status: "2xx",
+            })
+            .inc();
+        let om = m.encode(Format::OpenMetrics);
+        assert!(om.contains("# TYPE gateway_requests counter\n"), "{om}");
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        let text = m.encode(Format::PrometheusText);
+        assert!(
+            text.contains("# TYPE gateway_requests_total counter\n"),
+            "{text}"
+        );
+        assert!(text
+            .contains("gateway_requests_total{route=\"app\",method=\"GET\",status=\"2xx\"} 1\n"));
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(text.contains("# TYPE gateway_open_connections gauge\n"));
+        assert!(text.contains("# TYPE gateway_siteverify_duration_seconds histogram\n"));
     }
 }

@@ -160,7 +160,7 @@ impl State {
         Ok(State {
             router: Router::new(config.routes.clone(), login_path, jwks.is_some()),
             clients,
-            verifier: TokenVerifier::new(&config.auth, !config.identity.claims.is_empty()),
+            verifier: TokenVerifier::for_identity(&config.auth, &config.identity),
             identity: config.identity.clone(),
             identity_names,
             max_token_bytes: config.auth.max_token_bytes,

@@ -69,7 +69,10 @@ async fn post_login(
 
 /// `gateway_password_verifications_total` now.
 fn verifications(gw: &TestGateway) -> u64 {
-    let text = gw.running.metrics().encode();
+    let text = gw
+        .running
+        .metrics()
+        .encode(gateway::metrics::Format::PrometheusText);
     text.lines()
         .find_map(|l| l.strip_prefix("gateway_password_verifications_total "))
         .and_then(|v| v.trim().parse::<f64>().ok())

@@ -50,6 +50,10 @@ pub enum TokenError {
     /// A required claim (`exp`, `sub`, or a configured `iss`/`aud`) is absent or of the wrong type.
     #[error("missing or invalid claim")]
     Claims,
+    /// `sub`, `name` or a claim mapped to a header (`[identity.claims]`) cannot be an HTTP header value
+    /// (control characters, edge whitespace), so the upstream could not be told who the caller is.
+    #[error("identity claim is not a valid header value")]
+    HeaderValue,
 }
 
 impl TokenError {
@@ -64,6 +68,7 @@ impl TokenError {
             TokenError::Issuer => "issuer",
             TokenError::Audience => "audience",
             TokenError::Claims => "claims",
+            TokenError::HeaderValue => "header_value",
         }
     }
 }

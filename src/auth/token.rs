@@ -7,7 +7,8 @@
 
 use super::error::TokenError;
 use super::Identity;
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, IdentityConfig};
+use crate::forward::headers;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ pub struct TokenVerifier {
     leeway: u64,
     /// Decode every claim (slower) only when some are passed upstream.
     keep_extra_claims: bool,
+    /// Claims that become identity headers (`[identity.claims]`); like `sub` and `name`, each must be a valid
+    /// header value or the token is refused (checked here so the table below never holds such a token).
+    header_claims: std::sync::Arc<[String]>,
     /// Tokens that passed full verification, keyed by their exact compact form: a client sends the same token
     /// on every request, so the signature check and JSON parsing run once per token, not once per request.
     /// Only bytes that verified can hit, and `exp` is still checked on every hit. Rebuilt (empty) on reload.
@@ -104,8 +108,17 @@ impl TokenVerifier {
             validation,
             leeway: auth.leeway.as_secs(),
             keep_extra_claims,
+            header_claims: std::sync::Arc::default(),
             verified: std::sync::Arc::default(),
         }
+    }
+
+    /// The verifier for a gateway's settings: extra claims are decoded when `[identity.claims]` maps some to
+    /// headers, and those claims are checked like `sub` and `name`.
+    pub fn for_identity(auth: &AuthConfig, identity: &IdentityConfig) -> TokenVerifier {
+        let mut v = TokenVerifier::new(auth, !identity.claims.is_empty());
+        v.header_claims = identity.claims.iter().map(|(c, _)| c.clone()).collect();
+        v
     }
 
     /// Verifies a compact JWS and returns who it names.
@@ -142,6 +155,15 @@ impl TokenVerifier {
             .sub
             .filter(|s| !s.is_empty())
             .ok_or(TokenError::Claims)?;
+        // Fail closed: the upstream learns who the caller is only from these headers.
+        let header_ok = |text: &str| headers::identity_value(text).is_some();
+        let claims_ok = self.header_claims.iter().all(|claim| {
+            headers::claim_text(extra.as_ref().and_then(|e| e.get(claim)))
+                .is_none_or(|t| header_ok(&t))
+        });
+        if !header_ok(&sub) || !core.name.as_deref().is_none_or(header_ok) || !claims_ok {
+            return Err(TokenError::HeaderValue);
+        }
         let identity = Identity {
             sub,
             name: core.name,
@@ -361,6 +383,38 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2100));
         assert_eq!(v.verify(&t), Err(TokenError::Expired));
         assert_eq!(v.verify(&t), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn identity_claims_that_cannot_be_header_values_are_refused() {
+        let c = config("[identity.claims]\nrole = \"X-Role\"\n");
+        let v = TokenVerifier::for_identity(&c.auth, &c.identity);
+        let exp = now() + 60;
+        let token = |claims: serde_json::Value| sign(claims, Algorithm::HS256, SECRET);
+        for bad in [
+            json!({"sub": "bob\u{1}", "exp": exp}),
+            json!({"sub": "bob\n", "exp": exp}),
+            json!({"sub": "bob\u{7f}", "exp": exp}),
+            json!({"sub": "bob ", "exp": exp}),
+            json!({"sub": "bob", "name": "Bob\r\nX-Admin: 1", "exp": exp}),
+            json!({"sub": "bob", "role": "admin\u{0}", "exp": exp}),
+            json!({"sub": "bob", "role": ["a", "b\n"], "exp": exp}),
+        ] {
+            let t = token(bad.clone());
+            assert_eq!(v.verify(&t), Err(TokenError::HeaderValue), "{bad}");
+            // Refused again, not served from the verified-token table.
+            assert_eq!(v.verify(&t), Err(TokenError::HeaderValue), "{bad}");
+        }
+        // A claim that is not mapped to a header may hold anything.
+        let ok =
+            token(json!({"sub": "jos\u{e9}", "name": "Jos\u{e9}", "note": "a\nb", "exp": exp}));
+        assert_eq!(v.verify(&ok).unwrap().sub, "jos\u{e9}");
+        // The same sub is refused by a verifier without mapped claims too.
+        let plain = TokenVerifier::new(&c.auth, false);
+        assert_eq!(
+            plain.verify(&token(json!({"sub": "bob\u{1}", "exp": exp}))),
+            Err(TokenError::HeaderValue)
+        );
     }
 
     #[test]

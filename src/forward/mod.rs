@@ -124,7 +124,7 @@ pub async fn forward(
     };
     headers::set_host(h, host);
     if let Some(id) = out.identity {
-        set_identity(h, out.identity_cfg, id);
+        set_identity(h, out.identity_cfg, id)?;
     }
 
     let (body, client_broke) = crate::body::ClientBody::new(body);
@@ -165,35 +165,31 @@ pub async fn forward(
     ))
 }
 
-fn set_identity(h: &mut http::HeaderMap, cfg: &IdentityConfig, id: &Identity) {
-    // Raw UTF-8 bytes are allowed as obs-text; a value with control characters is left out rather than sent.
-    if let Ok(v) = HeaderValue::from_bytes(id.sub.as_bytes()) {
-        h.insert(cfg.user_header.clone(), v);
-    }
-    if let Some(name) = id
-        .name
-        .as_deref()
-        .and_then(|n| HeaderValue::from_bytes(n.as_bytes()).ok())
-    {
+/// Sets the identity headers. Verification already refused tokens whose `sub`, `name` or mapped claims
+/// cannot be header values (`TokenVerifier`), so this cannot fail for a verified identity; if it ever does,
+/// the request is not forwarded at all rather than forwarded without the header (an upstream would read a
+/// missing `X-Auth-User` as "anonymous").
+fn set_identity(
+    h: &mut http::HeaderMap,
+    cfg: &IdentityConfig,
+    id: &Identity,
+) -> Result<(), UpstreamError> {
+    let refused = |what: &str| UpstreamError::BadRequest(format!("{what} is not a header value"));
+    let sub = headers::identity_value(&id.sub).ok_or_else(|| refused("sub"))?;
+    h.insert(cfg.user_header.clone(), sub);
+    if let Some(name) = id.name.as_deref() {
+        let name = headers::identity_value(name).ok_or_else(|| refused("name"))?;
         h.insert(cfg.name_header.clone(), name);
     }
     if let Some(extra) = &id.extra {
         for (claim, header) in &cfg.claims {
-            let value = match extra.get(claim) {
-                None | Some(serde_json::Value::Null) => continue,
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(serde_json::Value::Array(items)) => items
-                    .iter()
-                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                Some(other) => other.to_string(),
-            };
-            if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            if let Some(text) = headers::claim_text(extra.get(claim)) {
+                let v = headers::identity_value(&text).ok_or_else(|| refused(claim))?;
                 h.insert(header.clone(), v);
             }
         }
     }
+    Ok(())
 }
 
 fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
