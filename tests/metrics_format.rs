@@ -253,7 +253,7 @@ fn check_families(format: &str, fams: &BTreeMap<String, Family>) {
 #[tokio::test]
 async fn metrics_are_served_in_the_format_their_content_type_names() {
     let up = Upstream::echo().await;
-    let hash = gateway::auth::password::hash_password(PASSWORD, &Default::default()).unwrap();
+    let hash = gateway::credentials::hash_password(PASSWORD, &Default::default()).unwrap();
     let users = UsersFile::new(&user("jdoe", &hash, true));
     let fake = FakeTurnstile::start().await;
     let dead = Upstream::refusing().await;
