@@ -508,38 +508,33 @@ macro_rules! per_database {
     };
 }
 
-per_database!(
-    postgres,
-    super::Kind::Postgres,
-    [
-        v2_v3_and_argon2_hashes_log_in,
-        every_failure_is_the_same_bare_401,
-        custom_query_with_extra_claims,
-        outage_answers_503_and_recovers,
-        starts_with_the_database_down,
-        pool_never_exceeds_max_connections,
-        sessions_are_read_only,
-        unknown_users_cost_as_much_as_wrong_passwords,
-        check_config_tries_the_connection_and_the_query,
-        bit_activo_column,
-    ]
-);
+/// The server databases run the same cases (one list, so neither can fall behind the other).
+macro_rules! per_server_database {
+    ($($module:ident => $kind:expr),* $(,)?) => {
+        $(
+            per_database!(
+                $module,
+                $kind,
+                [
+                    v2_v3_and_argon2_hashes_log_in,
+                    every_failure_is_the_same_bare_401,
+                    custom_query_with_extra_claims,
+                    outage_answers_503_and_recovers,
+                    starts_with_the_database_down,
+                    pool_never_exceeds_max_connections,
+                    sessions_are_read_only,
+                    unknown_users_cost_as_much_as_wrong_passwords,
+                    check_config_tries_the_connection_and_the_query,
+                    bit_activo_column,
+                ]
+            );
+        )*
+    };
+}
 
-per_database!(
-    mysql,
-    super::Kind::MySql,
-    [
-        v2_v3_and_argon2_hashes_log_in,
-        every_failure_is_the_same_bare_401,
-        custom_query_with_extra_claims,
-        outage_answers_503_and_recovers,
-        starts_with_the_database_down,
-        pool_never_exceeds_max_connections,
-        sessions_are_read_only,
-        unknown_users_cost_as_much_as_wrong_passwords,
-        check_config_tries_the_connection_and_the_query,
-        bit_activo_column,
-    ]
+per_server_database!(
+    postgres => super::Kind::Postgres,
+    mysql => super::Kind::MySql,
 );
 
 per_database!(
