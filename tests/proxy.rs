@@ -305,13 +305,12 @@ async fn longest_prefix_wins_across_upstreams() {
         Upstream::echo().await,
         Upstream::echo().await,
     );
-    let routes = format!(
-        "{}{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/", &root.url(), ""),
         route("/api", &api.url(), ""),
-        route("/api/v2", &v2.url(), "")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+        route("/api/v2", &v2.url(), ""),
+    ])
+    .await;
     let cases: [(&str, &Upstream, &str); 6] = [
         ("/api/v2/users", &v2, "/api/v2/users"),
         ("/API/V2/users", &v2, "/API/V2/users"),
@@ -338,12 +337,11 @@ async fn longest_prefix_wins_across_upstreams() {
 #[tokio::test]
 async fn host_specific_route_beats_the_any_host_route() {
     let (any, admin) = (Upstream::echo().await, Upstream::echo().await);
-    let routes = format!(
-        "{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/", &any.url(), ""),
-        route("/", &admin.url(), "host = \"admin.example\"")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+        route("/", &admin.url(), "host = \"admin.example\""),
+    ])
+    .await;
     for host in ["admin.example", "ADMIN.Example:8443"] {
         let req = format!(
             "GET /h HTTP/1.1\r\nHost: {host}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
@@ -369,12 +367,11 @@ async fn host_specific_route_beats_the_any_host_route() {
 #[tokio::test]
 async fn strip_prefix_and_rewrite_prefix_change_the_upstream_path() {
     let (stat, api) = (Upstream::echo().await, Upstream::echo().await);
-    let routes = format!(
-        "{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/static", &stat.url(), "strip_prefix = true"),
-        route("/api/v2", &api.url(), "rewrite_prefix = \"/internal\"")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+        route("/api/v2", &api.url(), "rewrite_prefix = \"/internal\""),
+    ])
+    .await;
     let get = |path: &'static str| {
         client()
             .get(gw.url(path))
@@ -396,12 +393,11 @@ async fn strip_prefix_and_rewrite_prefix_change_the_upstream_path() {
 #[tokio::test]
 async fn upstream_base_path_is_prepended() {
     let up = Upstream::echo().await;
-    let routes = format!(
-        "{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/", &format!("{}/legacy/", up.url()), ""),
-        route("/v2", &format!("{}/base", up.url()), "strip_prefix = true")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+        route("/v2", &format!("{}/base", up.url()), "strip_prefix = true"),
+    ])
+    .await;
     let res = get_auth(&client(), gw.url("/orders/7"), &alice()).await;
     assert_eq!(res.status(), 200);
     assert_eq!(up.last().path, "/legacy/orders/7");
@@ -439,12 +435,11 @@ const ADMIN_IN_DISGUISE: [(&str, &str); 8] = [
 /// A public route and a protected one, on different upstreams.
 async fn public_and_admin() -> (Upstream, Upstream, TestGateway) {
     let (public, admin) = (Upstream::echo().await, Upstream::echo().await);
-    let routes = format!(
-        "{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/public", &public.url(), "public = true"),
-        route("/admin", &admin.url(), "")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+        route("/admin", &admin.url(), ""),
+    ])
+    .await;
     (public, admin, gw)
 }
 
@@ -542,12 +537,8 @@ async fn twenty_megabyte_upload_arrives_whole() {
 /// A gateway with `/` on the given upstream and `/ok` on a healthy echo upstream.
 async fn with_broken_upstream(broken: &str, extra: &str) -> (Upstream, TestGateway) {
     let ok = Upstream::echo().await;
-    let routes = format!(
-        "{}{}",
-        route("/", broken, extra),
-        route("/ok", &ok.url(), "")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+    let gw =
+        TestGateway::start_routes(&[route("/", broken, extra), route("/ok", &ok.url(), "")]).await;
     (ok, gw)
 }
 

@@ -64,6 +64,12 @@ impl TestGateway {
         Self::start_config(cfg).await
     }
 
+    /// Starts a gateway with these routes (each from `route`). They go in one fragment: a later fragment's
+    /// `[[routes]]` would replace, not extend, an earlier one.
+    pub async fn start_routes(routes: &[String]) -> TestGateway {
+        Self::start(&[&routes.concat()]).await
+    }
+
     /// Starts a gateway from a ready config.
     pub async fn start_config(cfg: Config) -> TestGateway {
         let running = gateway::spawn(cfg).await.expect("gateway starts");
