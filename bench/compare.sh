@@ -34,13 +34,12 @@ UP_PORT=${UP_PORT:-18080}; NGINX_PORT=${NGINX_PORT:-18081}
 HAP_PLAIN_PORT=${HAP_PLAIN_PORT:-18082}; HAP_JWT_PORT=${HAP_JWT_PORT:-18083}; GATEWAY_PORT=${GATEWAY_PORT:-18090}
 TARGETS=${TARGETS:-"direct nginx-plain haproxy-plain haproxy-jwt"}
 CHECK_STRICT=${CHECK_STRICT:-1}
-RESULTS_DIR=${RESULTS_DIR:-$( [ -w "$HERE" ] && echo "$HERE/results" || echo /tmp/gateway-bench-results )}
 # bench/: the gateway is always measured, twice: "gateway" on / (token verified, like haproxy-jwt) and
 # "gateway-public" on /public/ (same process, same headers, no verification) to price the token check.
 GATEWAY_CMD=${GATEWAY_CMD:-$HERE/start-gateway.sh}
 [ -n "$GATEWAY_CMD" ] && TARGETS="$TARGETS gateway gateway-public"
 MEM_BIG_CONNS=${MEM_BIG_CONNS:-10000}   # bench/: extra memory pass, gateway only (peers' configs cap below it)
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # bench/: wrk -c10000 needs > 10000 descriptors
+. "$HERE/lib.sh"   # RESULTS_DIR, descriptor limit (wrk -c10000), start/stop helpers
 
 case "$LAYOUT" in
   split)       LOAD_CPUS=0; UP_CPUS=1; PROXY_CPUS=1; PROXY_THREADS=${PROXY_THREADS:-1} ;;
@@ -49,51 +48,9 @@ case "$LAYOUT" in
   *) echo "unknown LAYOUT=$LAYOUT" >&2; exit 2 ;;
 esac
 
-for b in nginx haproxy wrk curl python3 taskset ss; do
-  command -v "$b" >/dev/null || { echo "missing $b (apt-get install nginx haproxy wrk curl)" >&2; exit 2; }
-done
+bench_require "apt-get install nginx haproxy wrk curl" nginx haproxy wrk curl python3 taskset ss
+bench_tmp proxybench
 
-TMP=$(mktemp -d /tmp/proxybench.XXXXXX); chmod 755 "$TMP"   # nginx workers (nobody) must traverse it
-PIDS=(); NAMES=()
-
-descendants() { local c; for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do descendants "$c"; echo "$c"; done; }
-stop_pid() {  # TERM the process and its descendants (by PID), wait, then KILL leftovers
-  local p=$1 all i
-  all="$(descendants "$p") $p"
-  kill -TERM $all 2>/dev/null || true
-  for i in $(seq 50); do kill -0 $all 2>/dev/null || break; sleep 0.1; done
-  kill -KILL $all 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-}
-cleanup() {
-  local i
-  trap - EXIT INT TERM
-  for ((i=${#PIDS[@]}-1; i>=0; i--)); do stop_pid "${PIDS[$i]}"; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
-port_busy() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
-wait_port() {  # wait_port NAME PORT PID
-  local i
-  for i in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
-    kill -0 "$3" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "!! $1 did not come up on port $2; logs:" >&2; tail -n 30 "$TMP"/*.log >&2 2>/dev/null || true; exit 1
-}
-start() {  # start NAME PORT CPUS cmd...
-  local name=$1 port=$2 cpus=$3; shift 3
-  port_busy "$port" && { echo "!! port $port already in use (for $name)" >&2; exit 1; }
-  # no function/subshell wrapper here, so $! is the server's own PID (taskset execs)
-  if [ -n "$cpus" ]; then taskset -c "$cpus" "$@" >"$TMP/$name.log" 2>&1 &
-  else "$@" >"$TMP/$name.log" 2>&1 & fi
-  PIDS+=("$!"); NAMES+=("$name")
-  wait_port "$name" "$port" "$!"
-}
 render() {  # render TEMPLATE OUT
   sed -e "s#@TMP@#$TMP#g" -e "s#@UP_PORT@#$UP_PORT#g" -e "s#@THREADS@#$PROXY_THREADS#g" \
       -e "s#@PORT_PLAIN@#$HAP_PLAIN_PORT#g" -e "s#@PORT_JWT@#$HAP_JWT_PORT#g" -e "s#@PORT@#$NGINX_PORT#g" "$1" > "$2"

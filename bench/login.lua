@@ -1,6 +1,9 @@
 -- wrk script: POST /api/Auth with valid credentials and a unique captcha token per request.
 -- env: LOGIN_USER, LOGIN_PASSWORD, LOGIN_PATH (default /api/Auth)
 -- Prints  RESULT <same 11 fields as report.lua>  and  STATUS <2xx> <401> <408> <429> <503> <other>
+-- write_result (the RESULT line) comes from report.lua, next to this script; wrk names it "@<path>".
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
+
 local threads = {}
 local n_threads = 0
 
@@ -37,11 +40,7 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT %d %d %.1f %d %d %d %d %d %d %d %d\n",
-    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50), latency:percentile(99), latency.max,
-    e.status, e.connect, e.read, e.write, e.timeout))
+  write_result(summary, latency)
   local t = { 0, 0, 0, 0, 0, 0 }
   for _, th in ipairs(threads) do
     t[1] = t[1] + th:get("s2xx"); t[2] = t[2] + th:get("s401"); t[3] = t[3] + th:get("s408")

@@ -17,45 +17,11 @@ BIN=${GW_BIN:-$HERE/../target/release/gateway}
 LOGIN_CONNS=${LOGIN_CONNS:-16}; LOGIN_DUR=${LOGIN_DUR:-10}; PROXY_CONNS=${PROXY_CONNS:-16}; PROXY_DUR=${PROXY_DUR:-10}
 BIG_LOGINS=${BIG_LOGINS:-1000}; BIG_DUR=${BIG_DUR:-15}; HASH_RUNS=${HASH_RUNS:-7}; SEQ_DUR=${SEQ_DUR:-4}
 UP_PORT=${UP_PORT:-18180}; GW_PORT=${GW_PORT:-18190}; SV_PORT=${SV_PORT:-18195}
-RESULTS_DIR=${RESULTS_DIR:-$( [ -w "$HERE" ] && echo "$HERE/results" || echo /tmp/gateway-bench-results )}
-for b in nginx wrk curl python3 ss; do
-  command -v "$b" >/dev/null || { echo "missing $b (apt-get install nginx wrk curl)" >&2; exit 2; }
-done
+. "$HERE/lib.sh"   # RESULTS_DIR, descriptor limit, start/stop helpers
+bench_require "apt-get install nginx wrk curl" nginx wrk curl python3 ss
 [ -x "$BIN" ] || { echo "$BIN not built (cargo build --release)" >&2; exit 2; }
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-TMP=$(mktemp -d /tmp/loginbench.XXXXXX); chmod 755 "$TMP"
-PIDS=()
-descendants() { local c; for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do descendants "$c"; echo "$c"; done; }
-stop_pid() {
-  local p=$1 all i
-  all="$(descendants "$p") $p"
-  kill -TERM $all 2>/dev/null || true
-  for i in $(seq 50); do kill -0 $all 2>/dev/null || break; sleep 0.1; done
-  kill -KILL $all 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-}
-cleanup() {
-  local i
-  trap - EXIT INT TERM
-  for ((i=${#PIDS[@]}-1; i>=0; i--)); do stop_pid "${PIDS[$i]}"; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-port_busy() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
-start() {  # start NAME PORT cmd...
-  local name=$1 port=$2 i; shift 2
-  port_busy "$port" && { echo "!! port $port already in use (for $name)" >&2; exit 1; }
-  "$@" >"$TMP/$name.log" 2>&1 &
-  PIDS+=("$!")
-  for i in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    kill -0 "${PIDS[-1]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "!! $name did not come up on port $port:" >&2; tail -n 30 "$TMP/$name.log" >&2; exit 1
-}
+bench_tmp loginbench
 cpu_ns() { local f t=0 v; for f in /proc/$1/task/*/schedstat; do read -r v _ < "$f" 2>/dev/null && t=$((t+v)); done; echo "$t"; }
 busy_j() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 mem_kb() { local q rss=0 r; for q in $1 $(descendants "$1"); do
@@ -84,8 +50,8 @@ echo "  one hash ~${HASH_MS} ms CPU (median $(median "${full[@]}") ms with start
 head -c 48 /dev/urandom | base64 | tr -d '/+=\n' > "$TMP/jwt_secret"
 TOK=$(python3 "$HERE/mkjwt.py" "$TMP/jwt_secret" valid)
 sed -e "s#@TMP@#$TMP#g" -e "s#@UP_PORT@#$UP_PORT#g" "$HERE/conf/upstream.nginx.conf" > "$TMP/upstream.conf"
-start upstream "$UP_PORT" nginx -p "$TMP" -e "$TMP/upstream.error.log" -c "$TMP/upstream.conf" -g 'daemon off;'
-start siteverify "$SV_PORT" python3 "$HERE/fake_siteverify.py" "$SV_PORT"
+start upstream "$UP_PORT" "" nginx -p "$TMP" -e "$TMP/upstream.error.log" -c "$TMP/upstream.conf" -g 'daemon off;'
+start siteverify "$SV_PORT" "" python3 "$HERE/fake_siteverify.py" "$SV_PORT"
 USER_NAME=bench
 cat > "$TMP/users.toml" <<EOF
 [[users]]
@@ -127,7 +93,7 @@ name = "app"
 prefix = "/"
 upstream = "http://127.0.0.1:$UP_PORT"
 EOF
-GATEWAY_LOG=${GW_LOG:-warn} start gateway "$GW_PORT" env -u GATEWAY_PORT -u GATEWAY_CMD ${GW_WRAPPER:-} "$BIN" serve --config "$TMP/gateway.toml"
+GATEWAY_LOG=${GW_LOG:-warn} start gateway "$GW_PORT" "" env -u GATEWAY_PORT -u GATEWAY_CMD ${GW_WRAPPER:-} "$BIN" serve --config "$TMP/gateway.toml"
 GW=${PIDS[-1]}
 
 echo "IDLE0 $(mem_kb "$GW")" >> "$RAW"   # before any login

@@ -15,29 +15,21 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN=${GW_BIN:-$HERE/../target/release/gateway}
 PROF_DUR=${PROF_DUR:-8}; CONNS=${CONNS:-64}; URLPATH=${URLPATH:-/}; PROFILER=${PROFILER:-perf}
 UP_PORT=${UP_PORT:-18280}; GW_PORT=${GW_PORT:-18290}
-RESULTS_DIR=${RESULTS_DIR:-$( [ -w "$HERE" ] && echo "$HERE/results" || echo /tmp/gateway-bench-results )}
-for b in nginx wrk curl python3 taskset; do command -v "$b" >/dev/null || { echo "missing $b" >&2; exit 2; }; done
+. "$HERE/lib.sh"   # RESULTS_DIR, start/stop helpers
+bench_require "apt-get install nginx wrk curl" nginx wrk curl python3 taskset
 case "$PROFILER" in
   perf) command -v perf >/dev/null || { echo "missing perf (apt-get install linux-perf)" >&2; exit 2; } ;;
   callgrind) command -v valgrind >/dev/null || { echo "missing valgrind (apt-get install valgrind)" >&2; exit 2; } ;;
   *) echo "PROFILER=perf|callgrind" >&2; exit 2 ;;
 esac
 
-TMP=$(mktemp -d /tmp/gwprofile.XXXXXX); chmod 755 "$TMP"
-PIDS=()
-cleanup() { local i; trap - EXIT INT TERM
-  for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
-  sleep 1; for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"; }
-trap cleanup EXIT; trap 'exit 130' INT TERM
-wait_port() { local i; for i in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "!! nothing on port $1" >&2; tail -n 20 "$TMP"/*.log >&2; exit 1; }
+bench_tmp gwprofile
 
 head -c 48 /dev/urandom | base64 | tr -d '/+=\n' > "$TMP/jwt_secret"
 TOK=$(python3 "$HERE/mkjwt.py" "$TMP/jwt_secret" valid)
 sed -e "s#@TMP@#$TMP#g" -e "s#@UP_PORT@#$UP_PORT#g" "$HERE/conf/upstream.nginx.conf" > "$TMP/upstream.conf"
 taskset -c 1 nginx -p "$TMP" -e "$TMP/upstream.error.log" -c "$TMP/upstream.conf" -g 'daemon off;' > "$TMP/upstream.log" 2>&1 &
-PIDS+=("$!"); wait_port "$UP_PORT"
+PIDS+=("$!"); wait_port upstream "$UP_PORT" "$!"
 
 export LISTEN_ADDR=127.0.0.1:$GW_PORT UPSTREAM_URL=http://127.0.0.1:$UP_PORT JWT_SECRET_FILE=$TMP/jwt_secret BENCH_THREADS=1
 export GW_CONF_DIR=$TMP/gw GW_BIN=$BIN GW_METRICS_PORT=$((GW_PORT + 1))
@@ -47,7 +39,7 @@ else
   GW_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=$TMP/callgrind.out --dump-instr=no" \
     taskset -c 1 "$HERE/start-gateway.sh" > "$TMP/gateway.log" 2>&1 &
 fi
-PIDS+=("$!"); GW=${PIDS[-1]}; wait_port "$GW_PORT"
+PIDS+=("$!"); GW=${PIDS[-1]}; wait_port gateway "$GW_PORT" "$GW" 200   # valgrind starts slowly
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" "http://127.0.0.1:$GW_PORT$URLPATH")" = 200 ] \
   || { echo "!! gateway does not answer 200" >&2; tail "$TMP/gateway.log" >&2; exit 1; }
 

@@ -78,6 +78,18 @@ def med(t, k):
     return st.median(r[k] for r in runs[t])
 
 
+def rps_stats(t):
+    """Median req/s of target t and the spread of its rounds, (max-min)/median in percent."""
+    rp = [r["rps"] for r in runs[t]]
+    m = st.median(rp)
+    return m, (max(rp) - min(rp)) / m * 100 if m else 0
+
+
+def sat_bad(t):
+    """Saturated rounds of target t and its error count."""
+    return sum(r["sat"] for r in runs[t]), int(sum(r["bad"] for r in runs[t]))
+
+
 nr = max(len(r) for r in runs.values())
 sut = f"cpu{pcpu}" if pcpu else "both cpus"
 mib = lambda kb: kb / 1024
@@ -91,13 +103,11 @@ if not MD:
     print(f"{'target':<15}{'req/s':>8}{'spread':>7}{'p50ms':>7}{'p99ms':>7}{'cpu us':>7}  "
           f"{'req/s x nginx':<17}{'req/s x hap-jwt':<17}{'cpu x hap-jwt':<17}{'sat':>5}{'bad':>4}")
     for t in order:
-        rp = [r["rps"] for r in runs[t]]
-        m = st.median(rp)
-        spread = (max(rp) - min(rp)) / m * 100 if m else 0
+        m, spread = rps_stats(t)
+        sat, bad = sat_bad(t)
         print(f"{t:<15}{m:>8.0f}{spread:>6.0f}%{med(t, 'p50'):>7.2f}{med(t, 'p99'):>7.2f}{med(t, 'cpu'):>7.1f}  "
               f"{fmt(paired(t, 'nginx-plain', 'rps')):<17}{fmt(paired(t, 'haproxy-jwt', 'rps')):<17}"
-              f"{fmt(paired(t, 'haproxy-jwt', 'cpu')):<17}{sum(r['sat'] for r in runs[t]):>2}/{len(runs[t]):<2}"
-              f"{int(sum(r['bad'] for r in runs[t])):>4}")
+              f"{fmt(paired(t, 'haproxy-jwt', 'cpu')):<17}{sat:>2}/{len(runs[t]):<2}{bad:>4}")
     print("\nclean pairs only (both rounds had the SUT CPU >=95% busy); n = pairs used vs nginx/hap-jwt")
     print(f"{'target':<15}{'n':>5}  {'req/s x nginx':<17}{'req/s x hap-jwt':<17}{'cpu x nginx':<17}{'cpu x hap-jwt':<17}")
     for t in order:
@@ -136,13 +146,12 @@ p("| target | req/s | spread | p50 ms | p99 ms | CPU µs/req | req/s × nginx-pl
   "| CPU × nginx-plain | CPU × haproxy-jwt | saturated rounds | errors |")
 p("|---|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|")
 for t in order:
-    rp = [r["rps"] for r in runs[t]]
-    m = st.median(rp)
-    spread = (max(rp) - min(rp)) / m * 100 if m else 0
+    m, spread = rps_stats(t)
+    sat, bad = sat_bad(t)
     p(f"| {t} | {m:,.0f} | {spread:.0f}% | {med(t, 'p50'):.2f} | {med(t, 'p99'):.2f} | {med(t, 'cpu'):.1f} "
       f"| {fmt(paired(t, 'nginx-plain', 'rps'))} | {fmt(paired(t, 'haproxy-jwt', 'rps'))} "
       f"| {fmt(paired(t, 'nginx-plain', 'cpu'))} | {fmt(paired(t, 'haproxy-jwt', 'cpu'))} "
-      f"| {sum(r['sat'] for r in runs[t])}/{len(runs[t])} | {int(sum(r['bad'] for r in runs[t]))} |")
+      f"| {sat}/{len(runs[t])} | {bad} |")
 p("")
 p("Clean pairs only (both rounds of a pair had the proxy's CPU ≥ 95 % busy), median [min-max] (n):")
 p("")

@@ -80,6 +80,11 @@ for ph in $PHASES; do
 done
 
 # ---------- results.md ----------
+section() {  # section PHASE TITLE: the phase's markdown under a heading, if the phase ran
+  [ -n "${FILES[$1]:-}" ] || return 0
+  echo; echo "## $2"; echo
+  cat "${FILES[$1]}.md"
+}
 {
   echo "# Gateway benchmark results, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
@@ -87,18 +92,9 @@ done
        "($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo);" \
        "$(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v 2>/dev/null | awk 'NR==1{print $3}'), $(wrk -v 2>&1 | awk 'NR==1{print $1, $2}')."
   echo "Command: \`bench/run.sh\` (PHASES=\"$PHASES\"). How to read these tables: docs/performance.md."
-  if [ -n "${FILES[compare]:-}" ]; then
-    echo; echo "## Proxied GET: gateway vs nginx and HAProxy"; echo
-    cat "${FILES[compare]}.md"
-  fi
-  if [ -n "${FILES[login]:-}" ]; then
-    echo; echo "## Login load"; echo
-    cat "${FILES[login]}.md"
-  fi
-  if [ -n "${FILES[criterion]:-}" ]; then
-    echo; echo "## Micro-benchmarks (criterion, short settings)"; echo
-    cat "${FILES[criterion]}.md"
-  fi
+  section compare "Proxied GET: gateway vs nginx and HAProxy"
+  section login "Login load"
+  section criterion "Micro-benchmarks (criterion, short settings)"
   if [ -n "${FILES[profile]:-}" ]; then
     echo; echo "## Profile (perf, proxied GET with token)"; echo
     echo '```'; sed -n '1,60p' "${FILES[profile]}"; echo '```'

@@ -4,6 +4,7 @@
 mod support;
 
 use serde_json::{json, Value};
+use support::http::{get_status, login_body, post_login, token_of};
 use support::turnstile::FakeTurnstile;
 use support::upstream::Upstream;
 use support::{client, route, user, TestGateway, UsersFile};
@@ -36,7 +37,7 @@ fn keys(alg: &'static rcgen::SignatureAlgorithm, name: &str) -> Keys {
 async fn scenario(alg: &'static rcgen::SignatureAlgorithm, name: &str, kty: &str) {
     let k = keys(alg, name);
     let password = "asymmetric-test-password-FIXTURE";
-    let hash = gateway::credentials::hash_password(password, &Default::default()).unwrap();
+    let hash = support::fixtures::argon2(password);
     let users = UsersFile::new(&user("jdoe", &hash, true));
     let fake = FakeTurnstile::start().await;
     fake.add_valid_token("0.asym");
@@ -49,28 +50,14 @@ async fn scenario(alg: &'static rcgen::SignatureAlgorithm, name: &str, kty: &str
     .await;
     let c = client();
 
-    let res = c
-        .post(gw.url("/api/Auth"))
-        .json(&json!({"UserName": "jdoe", "Password": password, "CaptchaToken": "0.asym"}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_login(&gw, &login_body("jdoe", password, "0.asym")).await;
     assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = token_of(res).await;
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(format!("{:?}", header.alg), name);
     assert_eq!(header.kid.as_deref(), Some("k1"));
 
-    let res = c
-        .get(gw.url("/orders"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(get_status(&c, gw.url("/orders"), Some(&token)).await, 200);
     assert_eq!(up.last().one("x-auth-user").as_deref(), Some("jdoe"));
 
     // The JWKS is public (no token) and verifies the token.
@@ -101,13 +88,7 @@ async fn scenario(alg: &'static rcgen::SignatureAlgorithm, name: &str, kty: &str
         k.public_pem.as_bytes(),
     );
     let before = up.count();
-    let res = c
-        .get(gw.url("/orders"))
-        .bearer_auth(&forged)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(get_status(&c, gw.url("/orders"), Some(&forged)).await, 401);
     assert_eq!(up.count(), before);
 }
 

@@ -303,12 +303,11 @@ async fn bearer_scheme_is_case_insensitive() {
 async fn public_route_needs_no_token() {
     let public = Upstream::echo().await;
     let private = Upstream::echo().await;
-    let routes = format!(
-        "{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/public", &public.url(), "public = true"),
-        route("/", &private.url(), "")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+        route("/", &private.url(), ""),
+    ])
+    .await;
     assert_eq!(get(&gw, "/public/page", None).await.status(), 200);
     assert_eq!(public.last().path, "/public/page");
     assert!(public.last().one("x-auth-user").is_none());

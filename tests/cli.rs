@@ -3,24 +3,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_gateway");
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The binary with a clean environment (no inherited GATEWAY_* overrides) and no colours in logs.
-fn gateway() -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear().env("NO_COLOR", "1").current_dir(repo());
-    cmd
-}
+use std::process::{Output, Stdio};
+use std::time::Duration;
+use support::process::{gateway_command as gateway, repo, GatewayProcess};
 
 fn check_config(path: &Path) -> Output {
     gateway()
@@ -40,24 +26,6 @@ fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
 
 fn good_auth() -> String {
     format!("[auth]\nsecret = \"{}\"\n", support::SECRET)
-}
-
-/// Removes ANSI escape sequences, in case the log formatter colours its output anyway.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[test]
@@ -130,81 +98,19 @@ fn check_config_of_a_missing_file_fails() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("absent.toml"));
 }
 
-/// Kills the child on drop so a failed assertion never leaves a server running.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Waits up to `limit` for a stderr line containing `needle`; returns every line read so far.
-fn wait_for_line(
-    lines: &mpsc::Receiver<String>,
-    needle: &str,
-    limit: Duration,
-    seen: &mut Vec<String>,
-) -> Option<String> {
-    let deadline = Instant::now() + limit;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                let line = strip_ansi(&line);
-                seen.push(line.clone());
-                if line.contains(needle) {
-                    return Some(line);
-                }
-            }
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
 #[test]
 fn serve_with_the_shipped_config_warns_about_the_dev_secret_and_exits_0_on_sigterm() {
-    let child = gateway()
-        .args(["serve", "--config", "gateway.toml"])
-        .env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut server = Server(child);
-    let stderr = server.0.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let listening = wait_for_line(
-        &lines,
-        "gateway listening",
-        Duration::from_secs(20),
-        &mut seen,
-    )
-    .unwrap_or_else(|| {
-        panic!(
-            "no `gateway listening` line; stderr so far:\n{}",
-            seen.join("\n")
-        )
-    });
+    let mut cmd = gateway();
+    cmd.args(["serve", "--config", "gateway.toml"])
+        .env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0");
+    let mut server = GatewayProcess::spawn(cmd);
+    let addr = server.wait_listening();
+    let seen = &server.seen;
     assert!(
         seen.iter().any(|l| l.contains("DEVELOPMENT JWT SECRET")),
         "no development-secret warning before listening:\n{}",
         seen.join("\n")
     );
-    let addr: std::net::SocketAddr = listening
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no addr= in {listening:?}"));
     assert_ne!(addr.port(), 0);
 
     // It serves: a request without a token is refused by the gateway itself.
@@ -217,28 +123,13 @@ fn serve_with_the_shipped_config_warns_about_the_dev_secret_and_exits_0_on_sigte
     let _ = tcp.read_to_string(&mut answer);
     assert_eq!(support::raw_status(&answer), 401, "{answer}");
 
-    let pid = server.0.id().to_string();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not exit within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(10));
     assert_eq!(
         status.code(),
         Some(0),
         "exit status after SIGTERM: {status:?}\n{}",
-        seen.join("\n")
+        server.log()
     );
 }
 

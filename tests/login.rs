@@ -3,32 +3,18 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::fixtures::{argon2, captcha, ASPNET_PASSWORD, ASPNET_V2, ASPNET_V3_NET7};
+use support::http::{
+    assert_all_the_same_bare_401, post_login, snapshot, token_of, unverified_claims,
+};
 use support::turnstile::{FakeTurnstile, Mode};
 use support::upstream::Upstream;
+use support::wait::{eventually, holds_for};
 use support::{client, route, tokens, user, TestGateway, UsersFile};
 
 /// Password of every test user. TEST FIXTURE.
 const PASSWORD: &str = "correct horse battery staple";
-/// ASP.NET Identity known-answer vectors for the password "my password" (../shared/specs.md).
-const ASPNET_V2: &str = "AAABAgMEBQYHCAkKCwwNDg+ukCEMDf0yyQ29NYubggHIVY0sdEUfdyeM+E1LtH1uJg==";
-const ASPNET_V3_NET7: &str =
-    "AQAAAAIAAYagAAAAEAABAgMEBQYHCAkKCwwNDg/Q8A0WMKbtHQJQ2DHCdoEeeFBrgNlldq6vH4qX/CGqGQ==";
-
-fn argon2(password: &str) -> String {
-    let params = gateway::credentials::HashParams::default();
-    gateway::credentials::hash_password(password, &params).unwrap()
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh single-use captcha token the fake accepts.
-fn captcha(fake: &FakeTurnstile) -> String {
-    let t = format!("0.valid-test-token-{}", NEXT.fetch_add(1, Ordering::SeqCst));
-    fake.add_valid_token(t.clone());
-    t
-}
 
 struct Env {
     fake: FakeTurnstile,
@@ -62,30 +48,11 @@ async fn env_with(users: UsersFile) -> Env {
 }
 
 async fn login(gw: &TestGateway, body: Value) -> reqwest::Response {
-    client()
-        .post(gw.url("/api/Auth"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    post_login(gw, &body).await
 }
 
 fn creds(e: &Env, user: &str, password: &str) -> Value {
     json!({"UserName": user, "Password": password, "CaptchaToken": captcha(&e.fake)})
-}
-
-/// Status, headers (minus Date and X-Request-Id) and body, for byte-for-byte comparison of failures.
-async fn snapshot(res: reqwest::Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let status = res.status().as_u16();
-    let mut headers: Vec<(String, String)> = res
-        .headers()
-        .iter()
-        // Date and X-Request-Id differ per request by design; everything else must be identical.
-        .filter(|(k, _)| k.as_str() != "date" && k.as_str() != "x-request-id")
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
-        .collect();
-    headers.sort();
-    (status, headers, res.bytes().await.unwrap().to_vec())
 }
 
 #[tokio::test]
@@ -215,23 +182,21 @@ async fn every_login_failure_is_the_same_bare_401() {
         "the siteverify timeout bounds the login"
     );
 
-    let (first_name, first) = &answers[0];
-    assert_eq!(first.0, 401, "{first_name}");
-    assert!(first.2.is_empty(), "no body");
-    for (name, a) in &answers {
-        assert_eq!(a, first, "{name} differs from {first_name}");
-    }
+    assert_all_the_same_bare_401(&answers);
 }
 
 #[tokio::test]
 async fn missing_captcha_never_calls_siteverify_and_remoteip_is_sent() {
     let e = env().await;
-    login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD})).await;
-    login(
+    // Both are refused with the bare 401 by the gateway itself, before any siteverify call.
+    let missing = login(&e.gw, json!({"UserName": "jdoe", "Password": PASSWORD})).await;
+    assert_eq!(missing.status(), 401, "missing captcha");
+    let blank = login(
         &e.gw,
         json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": "   "}),
     )
     .await;
+    assert_eq!(blank.status(), 401, "blank captcha");
     assert_eq!(e.fake.calls(), 0);
     assert_eq!(
         login(&e.gw, creds(&e, "jdoe", PASSWORD)).await.status(),
@@ -276,18 +241,7 @@ async fn names_and_fields_are_case_insensitive_and_the_path_too() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let payload = token.split('.').nth(1).unwrap();
-    use base64::Engine;
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = unverified_claims(&token_of(res).await);
     assert_eq!(
         claims["sub"], "jdoe",
         "the stored spelling, not the typed one"
@@ -298,13 +252,13 @@ async fn names_and_fields_are_case_insensitive_and_the_path_too() {
 async fn aspnet_identity_hashes_log_in() {
     let e = env().await;
     assert_eq!(
-        login(&e.gw, creds(&e, "legacy2", "my password"))
+        login(&e.gw, creds(&e, "legacy2", ASPNET_PASSWORD))
             .await
             .status(),
         200
     );
     assert_eq!(
-        login(&e.gw, creds(&e, "legacy3", "my password"))
+        login(&e.gw, creds(&e, "legacy3", ASPNET_PASSWORD))
             .await
             .status(),
         200
@@ -322,18 +276,7 @@ async fn extra_claims_from_the_users_file_reach_the_token() {
     let e = env().await;
     let res = login(&e.gw, creds(&e, "admin", PASSWORD)).await;
     assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let payload = token.split('.').nth(1).unwrap();
-    use base64::Engine;
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = unverified_claims(&token_of(res).await);
     assert_eq!(claims["role"], "admin");
     assert_eq!(claims["groups"], json!(["a", "b"]));
     assert_eq!(claims["sub"], "Admin");
@@ -398,34 +341,32 @@ async fn users_file_changes_apply_without_restart_and_broken_files_are_ignored()
     );
     e.users
         .rewrite(&(user("first", &hash, true) + &user("second", &hash, true)));
-    let mut ok = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if login(&e.gw, creds(&e, "second", PASSWORD)).await.status() == 200 {
-            ok = true;
-            break;
-        }
-    }
-    assert!(ok, "the new user can log in after the file changed");
-    // A broken file keeps the last good copy.
+    let step = Duration::from_millis(100);
+    let second_logs_in =
+        || async { login(&e.gw, creds(&e, "second", PASSWORD)).await.status() == 200 };
+    assert!(
+        eventually(Duration::from_secs(5), step, second_logs_in).await,
+        "the new user can log in after the file changed"
+    );
+    // A broken file keeps the last good copy: checked across several reload intervals (100 ms), not once
+    // after a guess of how long the poller takes.
     e.users.rewrite("[[users]]\nname = ");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        login(&e.gw, creds(&e, "second", PASSWORD)).await.status(),
-        200
+    let kept = holds_for(Duration::from_millis(500), step, second_logs_in).await;
+    assert!(
+        kept.is_ok(),
+        "the broken file replaced the good copy (check {kept:?})"
     );
     // Deactivating a user takes effect too.
     e.users
         .rewrite(&(user("first", &hash, true) + &user("second", &hash, false)));
-    let mut refused = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if login(&e.gw, creds(&e, "second", PASSWORD)).await.status() == 401 {
-            refused = true;
-            break;
-        }
-    }
-    assert!(refused);
+    let refused = eventually(Duration::from_secs(5), step, || async {
+        login(&e.gw, creds(&e, "second", PASSWORD)).await.status() == 401
+    })
+    .await;
+    assert!(
+        refused,
+        "the deactivated user is refused after the file changed"
+    );
 }
 
 #[tokio::test]

@@ -3,52 +3,32 @@
 mod support;
 
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::fixtures::{argon2, captcha};
+use support::http::{get_status, login_body, token_of};
+use support::metrics::{sample, scrape};
+use support::process::{write_config as config_file, GatewayProcess};
 use support::turnstile::FakeTurnstile;
 use support::upstream::Upstream;
-use support::{client, route, tokens, user, TestGateway, UsersFile};
+use support::wait::{eventually, holds_for};
+use support::{client, in_flight, route, tokens, user, TestGateway, UsersFile};
 
 const PASSWORD: &str = "ops-test-password-FIXTURE";
 
-fn argon2(p: &str) -> String {
-    gateway::credentials::hash_password(p, &Default::default()).unwrap()
+/// The status of a GET without a token.
+async fn status(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> u16 {
+    get_status(c, url, None).await
 }
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-fn captcha(fake: &FakeTurnstile) -> String {
-    let t = format!("0.ops-captcha-{}", NEXT.fetch_add(1, Ordering::SeqCst));
-    fake.add_valid_token(t.clone());
-    t
-}
-
-async fn scrape(gw: &TestGateway) -> String {
-    let addr = gw.running.metrics_addr.expect("metrics listener on");
-    client()
-        .get(format!("http://{addr}/metrics"))
+/// The status of a POST of `body` as JSON.
+async fn post_status(c: &reqwest::Client, url: String, body: &serde_json::Value) -> u16 {
+    c.post(url)
+        .json(body)
         .send()
         .await
         .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The status of a GET.
-async fn status(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> u16 {
-    c.get(url).send().await.unwrap().status().as_u16()
-}
-
-/// The value of the sample whose line starts with `series` (name and labels exactly as exported).
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+        .status()
+        .as_u16()
 }
 
 #[tokio::test]
@@ -66,65 +46,19 @@ async fn metrics_count_known_traffic() {
     let c = client();
     let token = tokens::valid("alice");
     for _ in 0..3 {
-        assert_eq!(
-            c.get(gw.url("/a"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(get_status(&c, gw.url("/a"), Some(&token)).await, 200);
     }
     assert_eq!(status(&c, gw.url("/a")).await, 401);
-    assert_eq!(
-        c.post(gw.url("/a"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(gw.url("/dead/x"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        502
-    );
-    let ok = json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": captcha(&fake)});
-    assert_eq!(
-        c.post(gw.url("/api/Auth"))
-            .json(&ok)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let bad = json!({"UserName": "jdoe", "Password": "nope", "CaptchaToken": captcha(&fake)});
-    assert_eq!(
-        c.post(gw.url("/api/Auth"))
-            .json(&bad)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    let post = c.post(gw.url("/a")).bearer_auth(&token).send().await;
+    assert_eq!(post.unwrap().status(), 200);
+    assert_eq!(get_status(&c, gw.url("/dead/x"), Some(&token)).await, 502);
+    let login = gw.url("/api/Auth");
+    let ok = login_body("jdoe", PASSWORD, &captcha(&fake));
+    assert_eq!(post_status(&c, login.clone(), &ok).await, 200);
+    let bad = login_body("jdoe", "nope", &captcha(&fake));
+    assert_eq!(post_status(&c, login.clone(), &bad).await, 401);
     let nocaptcha = json!({"UserName": "jdoe", "Password": PASSWORD});
-    assert_eq!(
-        c.post(gw.url("/api/Auth"))
-            .json(&nocaptcha)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(post_status(&c, login, &nocaptcha).await, 401);
 
     let m = scrape(&gw).await;
     for (series, want) in [
@@ -184,9 +118,19 @@ async fn healthz_and_readyz_report_the_user_store() {
     // The same answers on the main listener, without a token.
     assert_eq!(status(&c, gw.url("/healthz")).await, 200);
     // Users file gone and the reload failing: the store keeps its last good copy, still ready.
+    // Checked throughout several reload intervals (100 ms), not once after a guessed delay.
     std::fs::remove_file(&users.path).unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(status(&c, format!("http://{ops}/readyz")).await, 200);
+    let readyz = format!("http://{ops}/readyz");
+    let ready = holds_for(
+        Duration::from_millis(500),
+        Duration::from_millis(50),
+        || async { status(&c, &readyz).await == 200 },
+    )
+    .await;
+    assert!(
+        ready.is_ok(),
+        "not ready after the users file went away (check {ready:?})"
+    );
 
     // A gateway whose users file never loaded is alive but not ready.
     let missing = UsersFile::new("");
@@ -201,16 +145,14 @@ async fn healthz_and_readyz_report_the_user_store() {
 
 const NO_LOGIN: &str = "[login]\nenabled = false\n[users]\nreload_interval = \"100ms\"\n";
 
-fn config_file(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
-    let path = dir.join("gateway.toml");
-    let tmp = dir.join("gateway.toml.tmp");
-    let text = format!(
-        "[metrics]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nsecret = \"{}\"\n{body}",
-        support::SECRET
-    );
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, &path).unwrap();
-    path
+/// Writes the config file in `dir`: `head`, then one route from `/` to `up`.
+fn config_routing_to(
+    dir: &std::path::Path,
+    head: &str,
+    up: &Upstream,
+    extra: &str,
+) -> std::path::PathBuf {
+    config_file(dir, &format!("{head}{}", route("/", &up.url(), extra)))
 }
 
 #[tokio::test]
@@ -218,53 +160,35 @@ async fn config_reload_switches_routes_while_in_flight_requests_finish() {
     let a = Upstream::echo().await;
     let b = Upstream::echo().await;
     let dir = tempfile::tempdir().unwrap();
-    let path = config_file(
-        dir.path(),
-        &(NO_LOGIN.to_string() + &route("/", &a.url(), "")),
-    );
+    let path = config_routing_to(dir.path(), NO_LOGIN, &a, "");
     let cfg = gateway::config::Config::load(&path).unwrap();
     let gw = TestGateway::start_config(cfg).await;
     let token = tokens::valid("alice");
-    let slow = {
-        let url = gw.url("/slow/1500");
-        let token = token.clone();
-        tokio::spawn(async move {
-            client()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    config_file(
-        dir.path(),
-        &(NO_LOGIN.to_string() + &route("/", &b.url(), "")),
-    );
+    // Swapped only once the slow request has reached the old upstream, so it is truly in flight.
+    let slow = in_flight(gw.url("/slow/1500"), &a).await;
+    config_routing_to(dir.path(), NO_LOGIN, &b, "");
     // The file poller picks the change up (100 ms interval).
-    let mut switched = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let before = b.count();
-        client()
-            .get(gw.url("/new"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        if b.count() > before {
-            switched = true;
-            break;
-        }
-    }
+    let c = client();
+    let switched = eventually(
+        Duration::from_secs(4),
+        Duration::from_millis(100),
+        || async {
+            let before = b.count();
+            get_status(&c, gw.url("/new"), Some(&token)).await;
+            b.count() > before
+        },
+    )
+    .await;
     assert!(switched, "new requests reach the new upstream");
+    let (status, body) = slow
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
     assert_eq!(
-        slow.await.unwrap(),
-        200,
+        status, 200,
         "the in-flight request finished on the old config"
     );
+    assert!(body.contains("/slow/1500"), "{body}");
     assert!(a.seen().iter().any(|s| s.path == "/slow/1500"));
 
     // A broken config is refused; the running one keeps serving.
@@ -274,64 +198,94 @@ async fn config_reload_switches_routes_while_in_flight_requests_finish() {
     );
     assert!(gw.running.reload().is_err());
     let before = b.count();
-    assert_eq!(
-        client()
-            .get(gw.url("/still"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&c, gw.url("/still"), Some(&token)).await, 200);
     assert_eq!(b.count(), before + 1);
     let m = scrape(&gw).await;
     assert!(sample(&m, r#"gateway_config_reloads_total{outcome="refused"}"#) >= 1.0);
 }
 
-#[tokio::test]
-async fn renewed_certificate_is_served_to_new_tls_connections() {
-    let first = support::tls::self_signed();
-    let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("gw.crt");
-    let key = dir.path().join("gw.key");
-    std::fs::copy(&first.cert_path, &cert).unwrap();
-    std::fs::copy(&first.key_path, &key).unwrap();
+/// Installs `cert`'s certificate and key as `dir`/gw.crt and `dir`/gw.key, each replaced atomically (write +
+/// rename, as certificate tools do), so a poller never reads a half-written file.
+fn install_cert(cert: &support::tls::TestCert, dir: &std::path::Path) {
+    for (from, name) in [(&cert.cert_path, "gw.crt"), (&cert.key_path, "gw.key")] {
+        let tmp = dir.join(format!("{name}.tmp"));
+        std::fs::copy(from, &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join(name)).unwrap();
+    }
+}
+
+/// A TLS gateway started from a config file in `dir` that names `dir`/gw.crt and `dir`/gw.key, serving
+/// `first` and polling its files every 100 ms. Returns the gateway, an https URL on it, and its upstream.
+async fn tls_gateway(
+    dir: &std::path::Path,
+    first: &support::tls::TestCert,
+) -> (TestGateway, String, Upstream) {
+    install_cert(first, dir);
     let up = Upstream::echo().await;
     let tls = format!(
         "[server.tls]\ncert = {:?}\nkey = {:?}\n",
-        cert.display().to_string(),
-        key.display().to_string()
+        dir.join("gw.crt").display().to_string(),
+        dir.join("gw.key").display().to_string()
     );
-    let path = config_file(
-        dir.path(),
-        &format!("{NO_LOGIN}{tls}{}", route("/", &up.url(), "public = true")),
-    );
+    let path = config_routing_to(dir, &format!("{NO_LOGIN}{tls}"), &up, "public = true");
     let gw = TestGateway::start_config(gateway::config::Config::load(&path).unwrap()).await;
     let url = format!("https://localhost:{}/x", gw.addr.port());
-    assert_eq!(
-        first.client(false).get(&url).send().await.unwrap().status(),
-        200
-    );
+    (gw, url, up)
+}
+
+/// True if a client trusting only `cert` completes a request on `url` (so the gateway serves `cert`).
+async fn served_with(cert: &support::tls::TestCert, url: &str) -> bool {
+    cert.client(false)
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+}
+
+/// Renews the gateway's certificate files and checks new connections get the new certificate and not the
+/// old one. `reload` = call `Running::reload` (what SIGHUP does) at once; otherwise only the 100 ms file
+/// poller can pick the change up.
+async fn renewed_certificate_is_served(reload: bool) {
+    let first = support::tls::self_signed();
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, url, _up) = tls_gateway(dir.path(), &first).await;
+    assert!(served_with(&first, &url).await);
 
     let second = support::tls::self_signed();
-    std::fs::copy(&second.cert_path, &cert).unwrap();
-    std::fs::copy(&second.key_path, &key).unwrap();
-    gw.running.reload().unwrap();
-    assert_eq!(
-        second
-            .client(false)
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    install_cert(&second, dir.path());
+    if reload {
+        gw.running.reload().unwrap();
+        assert!(
+            served_with(&second, &url).await,
+            "the new certificate is served"
+        );
+    } else {
+        let renewed = eventually(Duration::from_secs(5), Duration::from_millis(50), || {
+            served_with(&second, &url)
+        })
+        .await;
+        assert!(
+            renewed,
+            "the poller (100 ms) did not pick the renewed certificate up"
+        );
+    }
     assert!(
         first.client(false).get(&url).send().await.is_err(),
         "the old certificate is no longer served"
     );
+    let m = scrape(&gw).await;
+    assert!(sample(&m, r#"gateway_config_reloads_total{outcome="ok"}"#) >= 1.0);
+}
+
+#[tokio::test]
+async fn renewed_certificate_is_served_to_new_tls_connections() {
+    renewed_certificate_is_served(true).await;
+}
+
+/// The certificate poller alone (no reload call, no SIGHUP) picks a renewed certificate up.
+#[tokio::test]
+async fn renewed_certificate_files_are_picked_up_by_the_poller() {
+    renewed_certificate_is_served(false).await;
 }
 
 #[tokio::test]
@@ -346,54 +300,25 @@ async fn logs_have_one_access_line_per_request_and_never_a_secret() {
         route("/", &up.url(), "")
     );
     let path = config_file(dir.path(), &body);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("GATEWAY_LOG", "debug")
-        .env("GATEWAY_LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let addr = loop {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
-            panic!("gateway did not start:\n{}", lines.join("\n"));
-        };
-        lines.push(line.clone());
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "gateway listening" {
-            break v["fields"]["addr"].as_str().unwrap().to_string();
-        }
-    };
+    let mut gw = GatewayProcess::serve(
+        &path,
+        &[("GATEWAY_LOG", "debug"), ("GATEWAY_LOG_FORMAT", "json")],
+    );
+    let addr = gw.wait_listening();
     let c = client();
     let captcha_token = captcha(&fake);
+    let login = format!("http://{addr}/api/Auth");
     let res = c
-        .post(format!("http://{addr}/api/Auth"))
-        .json(&json!({"UserName": "jdoe", "Password": PASSWORD, "CaptchaToken": captcha_token}))
+        .post(&login)
+        .json(&login_body("jdoe", PASSWORD, &captcha_token))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let token = res.json::<serde_json::Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = token_of(res).await;
     let bad_captcha = "0.this-captcha-token-is-secret-too";
-    c.post(format!("http://{addr}/api/Auth"))
-        .json(&json!({"UserName": "jdoe", "Password": "wrong-password-secret", "CaptchaToken": bad_captcha}))
-        .send()
-        .await
-        .unwrap();
+    let bad = login_body("jdoe", "wrong-password-secret", bad_captcha);
+    assert_eq!(post_status(&c, login, &bad).await, 401);
     let res = c
         .get(format!("http://{addr}/orders?card=4111"))
         .bearer_auth(&token)
@@ -407,15 +332,11 @@ async fn logs_have_one_access_line_per_request_and_never_a_secret() {
         Some(request_id.as_str())
     );
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
+    gw.signal("TERM");
+    let status = gw.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "graceful exit 0");
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
-        lines.push(line);
-    }
+    gw.drain_lines(Duration::from_secs(2));
+    let lines = gw.seen.clone();
     let all = lines.join("\n");
     for secret in [
         PASSWORD,
@@ -445,4 +366,85 @@ async fn logs_have_one_access_line_per_request_and_never_a_secret() {
     assert_eq!(last["client"], "127.0.0.1");
     assert!(last["duration_ms"].as_f64().is_some() && last["upstream_ms"].as_f64().is_some());
     assert!(access[1]["fields"]["route"] == "login" && access[1]["fields"]["status"] == 401);
+}
+
+/// The config body of a binary test: login off, files polled only every hour, so nothing but a signal can
+/// make the process reload within the test.
+const HOURLY_POLL: &str = "[login]\nenabled = false\n[users]\nreload_interval = \"1h\"\n";
+
+#[tokio::test]
+async fn sighup_makes_the_running_binary_serve_the_changed_config() {
+    let a = Upstream::echo().await;
+    let b = Upstream::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_routing_to(dir.path(), HOURLY_POLL, &a, "public = true");
+    let mut gw = GatewayProcess::serve(&path, &[]);
+    let url = format!("http://{}/x", gw.wait_listening());
+    let c = client();
+    assert_eq!(status(&c, &url).await, 200);
+    assert_eq!(a.count(), 1);
+
+    config_routing_to(dir.path(), HOURLY_POLL, &b, "public = true");
+    // Not applied yet: the poller is an hour away, so what follows is the signal's doing.
+    assert_eq!(status(&c, &url).await, 200);
+    assert_eq!((a.count(), b.count()), (2, 0));
+
+    gw.signal("HUP");
+    let switched = eventually(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async { status(&c, &url).await == 200 && b.count() > 0 },
+    )
+    .await;
+    assert!(
+        switched,
+        "the new route is not served after SIGHUP:\n{}",
+        gw.log()
+    );
+    assert!(
+        gw.wait_for_line("configuration reloaded", Duration::from_secs(5))
+            .is_some(),
+        "no reload logged:\n{}",
+        gw.log()
+    );
+    let a_before = a.count();
+    assert_eq!(status(&c, &url).await, 200);
+    assert_eq!(
+        a.count(),
+        a_before,
+        "the old upstream gets nothing any more"
+    );
+
+    // SIGHUP reloads; it does not stop the process.
+    assert!(!gw.has_exited(), "the gateway exited after SIGHUP");
+    gw.signal("TERM");
+    let exit = gw.wait_exit(Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{exit:?}\n{}", gw.log());
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
+    let up = Upstream::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_routing_to(dir.path(), HOURLY_POLL, &up, "");
+    let mut gw = GatewayProcess::serve(&path, &[]);
+    let addr = gw.wait_listening();
+    let request = in_flight(format!("http://{addr}/slow/1500"), &up).await;
+    gw.signal("TERM");
+    // The request still has most of its 1.5 s to go (it only just reached the upstream).
+    assert!(
+        !gw.has_exited(),
+        "the gateway exited with a request in flight"
+    );
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), request)
+        .await
+        .expect("the in-flight request ends")
+        .unwrap()
+        .expect("the in-flight request completes, not cut");
+    assert_eq!(status, 200);
+    assert!(body.contains("/slow/1500"), "{body}");
+    let exit = gw.wait_exit(Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{exit:?}\n{}", gw.log());
+    // New connections are refused once the process is gone.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

@@ -2,6 +2,8 @@
 //! Bearer extraction, token verification, password-hash verification and forwarding header surgery.
 //! They run in the normal suite; `PROPTEST_CASES` raises the case count for a longer local run.
 
+mod support;
+
 use gateway::auth::bearer;
 use gateway::auth::token::TokenVerifier;
 use gateway::credentials::{self, Verdict};
@@ -11,11 +13,10 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
 use std::sync::OnceLock;
+use support::fixtures::{ASPNET_PASSWORD, ASPNET_V2};
 
 /// HS256 secret of the verifier under test. TEST FIXTURE ONLY.
 const SECRET: &str = "props-test-secret-NOT-REAL-0123456789abcdef";
-/// ASP.NET Identity V2 hash of "my password". TEST FIXTURE.
-const ASPNET_V2: &str = "AAABAgMEBQYHCAkKCwwNDg+ukCEMDf0yyQ29NYubggHIVY0sdEUfdyeM+E1LtH1uJg==";
 
 fn verifier(extra_claims: bool) -> &'static TokenVerifier {
     static PLAIN: OnceLock<TokenVerifier> = OnceLock::new();
@@ -276,14 +277,14 @@ proptest! {
             2 => format!("$argon2id$v=19$m={},t=1,p=1${tail}", 8 + iterations % 64),
             _ => format!("$argon2i${tail}"),
         };
-        let v = credentials::verify(&stored, "my password");
+        let v = credentials::verify(&stored, ASPNET_PASSWORD);
         prop_assert!(!matches!(v, Verdict::Match { .. }) || stored == ASPNET_V2, "{} matched", stored);
     }
 
     #[test]
     fn password_verify_of_a_real_hash_matches_only_its_password(pw in any::<String>()) {
         let v = credentials::verify(ASPNET_V2, &pw);
-        prop_assert_eq!(matches!(v, Verdict::Match { .. }), pw == "my password");
+        prop_assert_eq!(matches!(v, Verdict::Match { .. }), pw == ASPNET_PASSWORD);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
+use support::http::get_auth;
 use support::tokens;
 use support::upstream::{Seen, Upstream};
 use support::{
@@ -36,12 +37,7 @@ fn spellings_of(seen: &Seen, name: &str) -> Vec<(String, String)> {
 async fn valid_token_is_forwarded_with_identity_headers() {
     let up = Upstream::echo().await;
     let gw = TestGateway::start(&[&route("/", &up.url(), "")]).await;
-    let res = client()
-        .get(gw.url("/api/users?x=1&y=%2F"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&client(), gw.url("/api/users?x=1&y=%2F"), &alice()).await;
     assert_eq!(res.status(), 200);
     let seen = up.last();
     assert_eq!(seen.method, "GET");
@@ -123,12 +119,7 @@ async fn authorization_is_not_forwarded_when_disabled() {
         "[identity]\nforward_authorization = false\n",
     ])
     .await;
-    let res = client()
-        .get(gw.url("/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&client(), gw.url("/x"), &alice()).await;
     assert_eq!(res.status(), 200);
     let seen = up.last();
     assert!(seen.one("authorization").is_none(), "{:?}", seen.headers);
@@ -237,12 +228,7 @@ async fn h2c_upgrade_request_is_not_forwarded_as_an_upgrade() {
 async fn hop_by_hop_response_headers_never_reach_the_client() {
     let up = Upstream::echo().await;
     let gw = TestGateway::start(&[&route("/", &up.url(), "")]).await;
-    let res = client()
-        .get(gw.url("/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&client(), gw.url("/x"), &alice()).await;
     assert_eq!(res.status(), 200);
     assert!(
         res.headers().get("x-upstream-private").is_none(),
@@ -319,13 +305,12 @@ async fn longest_prefix_wins_across_upstreams() {
         Upstream::echo().await,
         Upstream::echo().await,
     );
-    let routes = format!(
-        "{}{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/", &root.url(), ""),
         route("/api", &api.url(), ""),
-        route("/api/v2", &v2.url(), "")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+        route("/api/v2", &v2.url(), ""),
+    ])
+    .await;
     let cases: [(&str, &Upstream, &str); 6] = [
         ("/api/v2/users", &v2, "/api/v2/users"),
         ("/API/V2/users", &v2, "/API/V2/users"),
@@ -336,12 +321,7 @@ async fn longest_prefix_wins_across_upstreams() {
     ];
     for (i, (path, upstream, expected)) in cases.iter().enumerate() {
         let before = (root.count(), api.count(), v2.count());
-        let res = client()
-            .get(gw.url(path))
-            .header("authorization", alice())
-            .send()
-            .await
-            .unwrap();
+        let res = get_auth(&client(), gw.url(path), &alice()).await;
         assert_eq!(res.status(), 200, "{path}");
         assert_eq!(upstream.last().path, *expected, "case {i}: {path}");
         let after = (root.count(), api.count(), v2.count());
@@ -357,12 +337,11 @@ async fn longest_prefix_wins_across_upstreams() {
 #[tokio::test]
 async fn host_specific_route_beats_the_any_host_route() {
     let (any, admin) = (Upstream::echo().await, Upstream::echo().await);
-    let routes = format!(
-        "{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/", &any.url(), ""),
-        route("/", &admin.url(), "host = \"admin.example\"")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+        route("/", &admin.url(), "host = \"admin.example\""),
+    ])
+    .await;
     for host in ["admin.example", "ADMIN.Example:8443"] {
         let req = format!(
             "GET /h HTTP/1.1\r\nHost: {host}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
@@ -388,12 +367,11 @@ async fn host_specific_route_beats_the_any_host_route() {
 #[tokio::test]
 async fn strip_prefix_and_rewrite_prefix_change_the_upstream_path() {
     let (stat, api) = (Upstream::echo().await, Upstream::echo().await);
-    let routes = format!(
-        "{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/static", &stat.url(), "strip_prefix = true"),
-        route("/api/v2", &api.url(), "rewrite_prefix = \"/internal\"")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+        route("/api/v2", &api.url(), "rewrite_prefix = \"/internal\""),
+    ])
+    .await;
     let get = |path: &'static str| {
         client()
             .get(gw.url(path))
@@ -415,26 +393,15 @@ async fn strip_prefix_and_rewrite_prefix_change_the_upstream_path() {
 #[tokio::test]
 async fn upstream_base_path_is_prepended() {
     let up = Upstream::echo().await;
-    let routes = format!(
-        "{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/", &format!("{}/legacy/", up.url()), ""),
-        route("/v2", &format!("{}/base", up.url()), "strip_prefix = true")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
-    let res = client()
-        .get(gw.url("/orders/7"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+        route("/v2", &format!("{}/base", up.url()), "strip_prefix = true"),
+    ])
+    .await;
+    let res = get_auth(&client(), gw.url("/orders/7"), &alice()).await;
     assert_eq!(res.status(), 200);
     assert_eq!(up.last().path, "/legacy/orders/7");
-    let res = client()
-        .get(gw.url("/v2/orders"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&client(), gw.url("/v2/orders"), &alice()).await;
     assert_eq!(res.status(), 200);
     assert_eq!(up.last().path, "/base/orders");
     gw.stop().await;
@@ -444,12 +411,7 @@ async fn upstream_base_path_is_prepended() {
 async fn preserve_host_false_sends_the_upstream_authority() {
     let up = Upstream::echo().await;
     let gw = TestGateway::start(&[&route("/", &up.url(), "preserve_host = false")]).await;
-    let res = client()
-        .get(gw.url("/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&client(), gw.url("/x"), &alice()).await;
     assert_eq!(res.status(), 200);
     let seen = up.last();
     assert_eq!(seen.one("host"), Some(up.addr.to_string()));
@@ -473,12 +435,11 @@ const ADMIN_IN_DISGUISE: [(&str, &str); 8] = [
 /// A public route and a protected one, on different upstreams.
 async fn public_and_admin() -> (Upstream, Upstream, TestGateway) {
     let (public, admin) = (Upstream::echo().await, Upstream::echo().await);
-    let routes = format!(
-        "{}{}",
+    let gw = TestGateway::start_routes(&[
         route("/public", &public.url(), "public = true"),
-        route("/admin", &admin.url(), "")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+        route("/admin", &admin.url(), ""),
+    ])
+    .await;
     (public, admin, gw)
 }
 
@@ -536,12 +497,7 @@ async fn fifty_megabyte_response_streams_through_completely() {
     const SIZE: usize = 50 * 1024 * 1024;
     let up = Upstream::echo().await;
     let gw = TestGateway::start(&[&route("/", &up.url(), "")]).await;
-    let mut res = client()
-        .get(gw.url(&format!("/big/{SIZE}")))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_auth(&client(), gw.url(&format!("/big/{SIZE}")), &alice()).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.content_length(), Some(SIZE as u64));
     let (mut total, mut chunks) = (0usize, 0usize);
@@ -581,23 +537,14 @@ async fn twenty_megabyte_upload_arrives_whole() {
 /// A gateway with `/` on the given upstream and `/ok` on a healthy echo upstream.
 async fn with_broken_upstream(broken: &str, extra: &str) -> (Upstream, TestGateway) {
     let ok = Upstream::echo().await;
-    let routes = format!(
-        "{}{}",
-        route("/", broken, extra),
-        route("/ok", &ok.url(), "")
-    );
-    let gw = TestGateway::start(&[&routes]).await;
+    let gw =
+        TestGateway::start_routes(&[route("/", broken, extra), route("/ok", &ok.url(), "")]).await;
     (ok, gw)
 }
 
 async fn assert_still_serving(gw: &TestGateway, ok: &Upstream) {
     let before = ok.count();
-    let res = client()
-        .get(gw.url("/ok/after"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&client(), gw.url("/ok/after"), &alice()).await;
     assert_eq!(res.status(), 200);
     assert_eq!(ok.count(), before + 1);
 }
@@ -613,19 +560,19 @@ async fn assert_short_error(res: reqwest::Response, status: u16) {
     );
 }
 
+/// A request to the `broken` upstream gets `status` with a short body, and the gateway keeps serving.
+async fn broken_upstream_gives_a_short_error(broken: &str, extra: &str, status: u16) {
+    let (ok, gw) = with_broken_upstream(broken, extra).await;
+    let res = get_auth(&client(), gw.url("/x"), &alice()).await;
+    assert_short_error(res, status).await;
+    assert_still_serving(&gw, &ok).await;
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn refused_upstream_is_502_with_a_short_body() {
     let refusing = Upstream::refusing().await;
-    let (ok, gw) = with_broken_upstream(&refusing, "").await;
-    let res = client()
-        .get(gw.url("/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
-    assert_short_error(res, 502).await;
-    assert_still_serving(&gw, &ok).await;
-    gw.stop().await;
+    broken_upstream_gives_a_short_error(&refusing, "", 502).await;
 }
 
 #[tokio::test]
@@ -633,12 +580,7 @@ async fn hanging_upstream_is_504_after_the_route_timeout() {
     let hanging = Upstream::hanging().await;
     let (ok, gw) = with_broken_upstream(&hanging.url(), "timeout = \"500ms\"").await;
     let start = Instant::now();
-    let res = client()
-        .get(gw.url("/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&client(), gw.url("/x"), &alice()).await;
     let took = start.elapsed();
     assert_short_error(res, 504).await;
     assert!(
@@ -652,28 +594,14 @@ async fn hanging_upstream_is_504_after_the_route_timeout() {
 #[tokio::test]
 async fn garbage_from_upstream_is_502() {
     let garbage = Upstream::garbage().await;
-    let (ok, gw) = with_broken_upstream(&garbage.url(), "timeout = \"2s\"").await;
-    let res = client()
-        .get(gw.url("/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
-    assert_short_error(res, 502).await;
-    assert_still_serving(&gw, &ok).await;
-    gw.stop().await;
+    broken_upstream_gives_a_short_error(&garbage.url(), "timeout = \"2s\"", 502).await;
 }
 
 #[tokio::test]
 async fn upstream_reset_mid_body_breaks_the_client_stream_and_gateway_keeps_serving() {
     let reset = Upstream::reset_mid_body().await;
     let (ok, gw) = with_broken_upstream(&reset.url(), "timeout = \"2s\"").await;
-    let mut res = client()
-        .get(gw.url("/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_auth(&client(), gw.url("/x"), &alice()).await;
     assert_eq!(res.status(), 200, "the head arrived before the break");
     let mut total = 0usize;
     let mut broke = false;
@@ -780,14 +708,31 @@ async fn stalled_request_head_is_closed_after_header_read_timeout() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
+/// A gateway with a 500 ms idle timeout (and a long header timeout, so only the idle timer can fire) in
+/// front of a public route.
+async fn idle_timeout_gateway() -> (Upstream, TestGateway) {
     let up = Upstream::echo().await;
     let gw = TestGateway::start(&[
         &route("/", &up.url(), "public = true"),
         "[server]\nidle_timeout = \"500ms\"\nheader_read_timeout = \"30s\"\n",
     ])
     .await;
+    (up, gw)
+}
+
+/// Asserts the gateway closes `s` about when the 500 ms idle timeout says.
+async fn closed_after_idle_timeout(s: &mut TcpStream, what: &str) {
+    let took = closed_within(s, Duration::from_secs(3), &mut Vec::new()).await;
+    let took = took.expect(what);
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
+    let (_up, gw) = idle_timeout_gateway().await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(b"GET /status/204 HTTP/1.1\r\nHost: gateway.test\r\n\r\n")
         .await
@@ -796,31 +741,16 @@ async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
         .await
         .expect("first response");
     assert!(head.starts_with("HTTP/1.1 204"), "{head}");
-    let took = closed_within(&mut s, Duration::from_secs(3), &mut Vec::new()).await;
-    let took = took.expect("the idle connection is closed");
-    assert!(
-        took >= Duration::from_millis(350) && took < Duration::from_millis(2000),
-        "{took:?}"
-    );
+    closed_after_idle_timeout(&mut s, "the idle connection is closed").await;
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn silent_connection_is_closed_after_idle_timeout() {
     // Before the first byte hyper-util's protocol detection has no header timer; the idle timeout covers it.
-    let up = Upstream::echo().await;
-    let gw = TestGateway::start(&[
-        &route("/", &up.url(), "public = true"),
-        "[server]\nidle_timeout = \"500ms\"\nheader_read_timeout = \"30s\"\n",
-    ])
-    .await;
+    let (_up, gw) = idle_timeout_gateway().await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
-    let took = closed_within(&mut s, Duration::from_secs(3), &mut Vec::new()).await;
-    let took = took.expect("a connection that never speaks is closed");
-    assert!(
-        took >= Duration::from_millis(350) && took < Duration::from_millis(2000),
-        "{took:?}"
-    );
+    closed_after_idle_timeout(&mut s, "a connection that never speaks is closed").await;
     gw.stop().await;
 }
 

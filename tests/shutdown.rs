@@ -4,53 +4,29 @@
 mod support;
 
 use std::time::{Duration, Instant};
+use support::http::h2c_client;
 use support::tokens;
 use support::upstream::Upstream;
-use support::{client, closed_within, read_head, route, TestGateway};
+use support::wait::eventually;
+use support::{closed_within, in_flight, read_head, route, TestGateway};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// Starts `GET path` in the background and returns once the upstream has received it.
-async fn in_flight(
-    gw: &TestGateway,
-    up: &Upstream,
-    path: &str,
-) -> tokio::task::JoinHandle<reqwest::Result<(u16, String)>> {
-    let before = up.count();
-    let req = client()
-        .get(gw.url(path))
-        .header("authorization", tokens::bearer(&tokens::valid("alice")))
-        .send();
-    let task = tokio::spawn(async move {
-        let res = req.await?;
-        let status = res.status().as_u16();
-        Ok((status, res.text().await?))
-    });
-    for _ in 0..200 {
-        if up.count() > before {
-            return task;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the request never reached the upstream");
-}
-
 /// True once connecting to `addr` is refused, polling for up to a second.
 async fn refuses_connections(addr: std::net::SocketAddr) -> bool {
-    for _ in 0..50 {
-        if TcpStream::connect(addr).await.is_err() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
+    eventually(
+        Duration::from_secs(1),
+        Duration::from_millis(20),
+        || async { TcpStream::connect(addr).await.is_err() },
+    )
+    .await
 }
 
 #[tokio::test]
 async fn in_flight_request_completes_during_graceful_shutdown() {
     let up = Upstream::echo().await;
     let gw = TestGateway::start(&[&route("/", &up.url(), "")]).await; // drain_timeout = "5s"
-    let request = in_flight(&gw, &up, "/slow/1000").await;
+    let request = in_flight(gw.url("/slow/1000"), &up).await;
     let start = Instant::now();
     gw.running.shutdown();
     assert!(
@@ -86,7 +62,7 @@ async fn drain_timeout_bounds_the_wait_and_drops_the_straggler() {
         "[server]\ndrain_timeout = \"1s\"\n",
     ])
     .await;
-    let request = in_flight(&gw, &up, "/slow/10000").await;
+    let request = in_flight(gw.url("/slow/10000"), &up).await;
     let start = Instant::now();
     gw.running.shutdown();
     tokio::time::timeout(Duration::from_secs(5), gw.running.wait())
@@ -139,10 +115,7 @@ async fn idle_keep_alive_connections_do_not_delay_shutdown() {
 async fn http2_in_flight_request_completes_during_graceful_shutdown() {
     let up = Upstream::echo().await;
     let gw = TestGateway::start(&[&route("/", &up.url(), "")]).await;
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let client = h2c_client();
     let before = up.count();
     let req = client
         .get(gw.url("/slow/800"))
@@ -152,12 +125,13 @@ async fn http2_in_flight_request_completes_during_graceful_shutdown() {
         let res = req.await?;
         Ok::<_, reqwest::Error>((res.status().as_u16(), res.version()))
     });
-    for _ in 0..200 {
-        if up.count() > before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let arrived = eventually(
+        Duration::from_secs(2),
+        Duration::from_millis(10),
+        || async { up.count() > before },
+    )
+    .await;
+    assert!(arrived, "the request never reached the upstream");
     assert_eq!(up.count(), before + 1);
     gw.running.shutdown();
     tokio::time::timeout(Duration::from_secs(4), gw.running.wait())

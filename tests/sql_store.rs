@@ -7,38 +7,24 @@
 
 mod support;
 
-use serde_json::{json, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use serde_json::Value;
 use std::time::{Duration, Instant};
+use support::fixtures::{captcha, ASPNET_PASSWORD as LEGACY_PASSWORD, ASPNET_V2, ASPNET_V3_NET7};
+use support::http::{
+    assert_all_the_same_bare_401, get_status, login_body, login_status, post_login, snapshot,
+    token_of,
+};
 use support::sql::{Kind, Lockout, TestDb, User};
 use support::turnstile::FakeTurnstile;
 use support::upstream::Upstream;
+use support::wait::eventually as poll_until;
 use support::{client, route, tokens, TestGateway};
 
 /// Password of the argon2 test users. TEST FIXTURE.
 const PASSWORD: &str = "correct horse battery staple";
-/// ASP.NET Identity known-answer vectors for the password "my password" (../shared/specs.md).
-const ASPNET_V2: &str = "AAABAgMEBQYHCAkKCwwNDg+ukCEMDf0yyQ29NYubggHIVY0sdEUfdyeM+E1LtH1uJg==";
-const ASPNET_V3_NET7: &str =
-    "AQAAAAIAAYagAAAAEAABAgMEBQYHCAkKCwwNDg/Q8A0WMKbtHQJQ2DHCdoEeeFBrgNlldq6vH4qX/CGqGQ==";
-const LEGACY_PASSWORD: &str = "my password";
 
 fn argon2() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let params = gateway::credentials::HashParams::default();
-        gateway::credentials::hash_password(PASSWORD, &params).unwrap()
-    })
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh single-use captcha token the fake accepts.
-fn captcha(fake: &FakeTurnstile) -> String {
-    let t = format!("0.sql-test-token-{}", NEXT.fetch_add(1, Ordering::SeqCst));
-    fake.add_valid_token(t.clone());
-    t
+    support::fixtures::argon2_cached(PASSWORD)
 }
 
 /// The users every test table starts with.
@@ -67,9 +53,31 @@ struct Env {
 
 /// A database with the standard users and a gateway using it (plus extra TOML fragments); None when skipped.
 async fn env(kind: Kind, test: &str, users_extra: &str, extra: &[&str]) -> Option<Env> {
+    Some(start(standard_db(kind, test).await?, users_extra, extra).await)
+}
+
+/// `template` with each `{Identifier}` quoted for the database and `{$1}` replaced by its first bind
+/// parameter, so test queries read as SQL whatever the dialect.
+fn sql(db: &TestDb, template: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = open + rest[open..].find('}').expect("closed placeholder");
+        out.push_str(&rest[..open]);
+        out.push_str(&match &rest[open + 1..close] {
+            "$1" => db.p(1),
+            ident => db.q(ident),
+        });
+        rest = &rest[close + 1..];
+    }
+    out + rest
+}
+
+/// A fresh database holding the standard users; None when this kind of database is skipped.
+async fn standard_db(kind: Kind, test: &str) -> Option<TestDb> {
     let db = TestDb::create(kind, test).await?;
     db.insert(&standard_users()).await;
-    Some(start(db, users_extra, extra).await)
+    Some(db)
 }
 
 async fn start(db: TestDb, users_extra: &str, extra: &[&str]) -> Env {
@@ -93,13 +101,7 @@ fn login_toml(fake: &FakeTurnstile) -> String {
 }
 
 async fn login(e: &Env, user: &str, password: &str) -> reqwest::Response {
-    let body = json!({"UserName": user, "Password": password, "CaptchaToken": captcha(&e.fake)});
-    client()
-        .post(e.gw.url("/api/Auth"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    post_login(&e.gw, &login_body(user, password, &captcha(&e.fake))).await
 }
 
 async fn status(e: &Env, user: &str, password: &str) -> u16 {
@@ -109,10 +111,7 @@ async fn status(e: &Env, user: &str, password: &str) -> u16 {
 /// The token's claims (signature checked with the test secret).
 async fn claims_of(res: reqwest::Response) -> Value {
     assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = token_of(res).await;
     jsonwebtoken::decode::<Value>(
         &token,
         &jsonwebtoken::DecodingKey::from_secret(support::SECRET.as_bytes()),
@@ -122,29 +121,12 @@ async fn claims_of(res: reqwest::Response) -> Value {
     .claims
 }
 
-/// Status, headers (minus Date and the per-request id) and body, for byte-for-byte comparison of failures.
-async fn snapshot(res: reqwest::Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let status = res.status().as_u16();
-    let mut headers: Vec<(String, String)> = res
-        .headers()
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "date" | "x-request-id"))
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
-        .collect();
-    headers.sort();
-    (status, headers, res.bytes().await.unwrap().to_vec())
-}
-
 /// Polls until a login as `user` gives `want`, for at most `limit`.
 async fn eventually(e: &Env, user: &str, password: &str, want: u16, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if status(e, user, password).await == want {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    poll_until(limit, Duration::from_millis(100), || async {
+        status(e, user, password).await == want
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -167,21 +149,11 @@ async fn v2_v3_and_argon2_hashes_log_in(kind: Kind, test: &str) {
     // A lockout that has ended does not matter.
     assert_eq!(status(&e, "unlocked", PASSWORD).await, 200);
     // The token opens protected routes.
-    let token = login(&e, "legacy3", LEGACY_PASSWORD)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let res = client()
-        .get(e.gw.url("/orders"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let token = token_of(login(&e, "legacy3", LEGACY_PASSWORD).await).await;
+    assert_eq!(
+        get_status(&client(), e.gw.url("/orders"), Some(&token)).await,
+        200
+    );
     assert_eq!(e.up.last().one("x-auth-user").as_deref(), Some("legacy3"));
 }
 
@@ -203,38 +175,23 @@ async fn every_failure_is_the_same_bare_401(kind: Kind, test: &str) {
     ] {
         answers.push((what, snapshot(login(&e, user, password).await).await));
     }
-    let (first_name, first) = &answers[0];
-    assert_eq!(first.0, 401, "{first_name}");
-    assert!(first.2.is_empty(), "no body");
-    for (name, a) in &answers {
-        assert_eq!(a, first, "{name} differs from {first_name}");
-    }
+    assert_all_the_same_bare_401(&answers);
     // The right password still works for the same users' neighbours (nothing was locked by the failures).
     assert_eq!(status(&e, "jdoe", PASSWORD).await, 200);
 }
 
 async fn custom_query_with_extra_claims(kind: Kind, test: &str) {
-    let Some(db) = TestDb::create(kind, test).await else {
+    let Some(db) = standard_db(kind, test).await else {
         return;
     };
-    db.insert(&standard_users()).await;
-    let q = |s: &str| db.q(s);
     let active = match kind {
-        Kind::Postgres => format!("{} IS TRUE", q("Activo")),
-        _ => format!("COALESCE({}, 0)", q("Activo")),
+        Kind::Postgres => "{Activo} IS TRUE",
+        _ => "COALESCE({Activo}, 0)",
     };
-    let query = format!(
-        "SELECT {un} AS user_name, {ph} AS password_hash, {active} AS active, {em} AS email, {pn} AS phone, {afc} AS failures, {id} AS legacy_id FROM {t} WHERE {nem} = {p}",
-        un = q("UserName"),
-        ph = q("PasswordHash"),
-        em = q("Email"),
-        pn = q("PhoneNumber"),
-        afc = q("AccessFailedCount"),
-        id = q("Id"),
-        t = q("AspNetUsers"),
-        // Log in by e-mail address instead of user name.
-        nem = q("NormalizedEmail"),
-        p = db.p(1),
+    // Log in by e-mail address instead of user name.
+    let query = sql(
+        &db,
+        &format!("SELECT {{UserName}} AS user_name, {{PasswordHash}} AS password_hash, {active} AS active, {{Email}} AS email, {{PhoneNumber}} AS phone, {{AccessFailedCount}} AS failures, {{Id}} AS legacy_id FROM {{AspNetUsers}} WHERE {{NormalizedEmail}} = {{$1}}"),
     );
     let extra = format!(
         "query = {}\nclaims = [\"email\", \"phone\", \"failures\"]\n",
@@ -281,13 +238,9 @@ async fn outage_answers_503_and_recovers(kind: Kind, test: &str) {
     // Unknown users and bad passwords are 503 too: an outage is never mistaken for bad credentials.
     assert_eq!(status(&e, "nobody", "x").await, 503);
     // Proxied traffic does not depend on the database.
-    let res = client()
-        .get(e.gw.url("/still-serving"))
-        .bearer_auth(tokens::valid("alice"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let alice = tokens::valid("alice");
+    let still = get_status(&client(), e.gw.url("/still-serving"), Some(&alice)).await;
+    assert_eq!(still, 200);
     // The database comes back: the pool reconnects by itself.
     e.db.fwd().restart().await;
     assert!(
@@ -298,10 +251,9 @@ async fn outage_answers_503_and_recovers(kind: Kind, test: &str) {
 }
 
 async fn starts_with_the_database_down(kind: Kind, test: &str) {
-    let Some(db) = TestDb::create(kind, test).await else {
+    let Some(db) = standard_db(kind, test).await else {
         return;
     };
-    db.insert(&standard_users()).await;
     db.fwd().stop();
     // Readiness through the library API: down, then up.
     let cfg = support::config(&[&db.users_toml(""), "[login]\nenabled = true\n"]).unwrap();
@@ -334,18 +286,9 @@ async fn sqlite_file_missing_then_present(_kind: Kind, _test: &str) {
     );
     let gw = TestGateway::start(&[&login_toml(&fake), &users]).await;
     let try_login = || {
-        let body = json!({"UserName": "legacy2", "Password": LEGACY_PASSWORD, "CaptchaToken": captcha(&fake)});
-        let url = gw.url("/api/Auth");
-        async move {
-            client()
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let captcha = captcha(&fake);
+        let gw = &gw;
+        async move { login_status(gw, "legacy2", LEGACY_PASSWORD, &captcha).await }
     };
     assert_eq!(try_login().await, 503);
     assert!(!path.exists(), "the read-only store never creates the file");
@@ -389,35 +332,24 @@ async fn pool_never_exceeds_max_connections(kind: Kind, test: &str) {
 }
 
 async fn sessions_are_read_only(kind: Kind, test: &str) {
-    let Some(db) = TestDb::create(kind, test).await else {
+    let Some(db) = standard_db(kind, test).await else {
         return;
     };
-    db.insert(&standard_users()).await;
-    let q = |s: &str| db.q(s);
     let truth = if kind == Kind::Postgres { "true" } else { "1" };
     // A query that writes (as a careless custom query might): refused by the read-only session.
     let query = match kind {
-        Kind::MySql => format!(
-            "UPDATE {t} SET {afc} = {afc} + 1 WHERE {nun} = ?",
-            t = q("AspNetUsers"),
-            afc = q("AccessFailedCount"),
-            nun = q("NormalizedUserName"),
+        Kind::MySql => sql(
+            &db,
+            "UPDATE {AspNetUsers} SET {AccessFailedCount} = {AccessFailedCount} + 1 WHERE {NormalizedUserName} = {$1}",
         ),
-        _ => format!(
-            "UPDATE {t} SET {afc} = {afc} + 1 WHERE {nun} = {p} RETURNING {un} AS user_name, {ph} AS password_hash, {truth} AS active",
-            t = q("AspNetUsers"),
-            afc = q("AccessFailedCount"),
-            nun = q("NormalizedUserName"),
-            un = q("UserName"),
-            ph = q("PasswordHash"),
-            p = db.p(1),
+        _ => sql(
+            &db,
+            &format!("UPDATE {{AspNetUsers}} SET {{AccessFailedCount}} = {{AccessFailedCount}} + 1 WHERE {{NormalizedUserName}} = {{$1}} RETURNING {{UserName}} AS user_name, {{PasswordHash}} AS password_hash, {truth} AS active"),
         ),
     };
-    let count = format!(
-        "SELECT {} FROM {} WHERE {} = 'LEGACY2'",
-        q("AccessFailedCount"),
-        q("AspNetUsers"),
-        q("NormalizedUserName")
+    let count = sql(
+        &db,
+        "SELECT {AccessFailedCount} FROM {AspNetUsers} WHERE {NormalizedUserName} = 'LEGACY2'",
     );
     let extra = format!("query = {}\n", toml::Value::String(query.clone()));
     let e = start(db, &extra, &[]).await;
@@ -428,15 +360,7 @@ async fn sessions_are_read_only(kind: Kind, test: &str) {
     let rw_users = e.db.users_toml(&rw_extra);
     let fake2 = FakeTurnstile::start().await;
     let gw2 = TestGateway::start(&[&login_toml(&fake2), &rw_users]).await;
-    let body = json!({"UserName": "legacy2", "Password": LEGACY_PASSWORD, "CaptchaToken": captcha(&fake2)});
-    let s = client()
-        .post(gw2.url("/api/Auth"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16();
+    let s = login_status(&gw2, "legacy2", LEGACY_PASSWORD, &captcha(&fake2)).await;
     // MySQL's UPDATE returns no row (an unknown user, 401); the others return the user (200).
     assert_eq!(s, if kind == Kind::MySql { 401 } else { 200 });
     assert_eq!(e.db.scalar(&count).await, 1);
@@ -470,10 +394,9 @@ async fn unknown_users_cost_as_much_as_wrong_passwords(kind: Kind, test: &str) {
 }
 
 async fn check_config_tries_the_connection_and_the_query(kind: Kind, test: &str) {
-    let Some(db) = TestDb::create(kind, test).await else {
+    let Some(db) = standard_db(kind, test).await else {
         return;
     };
-    db.insert(&standard_users()).await;
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, users: &str| {
         let path = dir.path().join(name);
@@ -512,12 +435,9 @@ async fn check_config_tries_the_connection_and_the_query(kind: Kind, test: &str)
         "bad.toml",
         &db.users_toml(&format!(
             "query = {}\n",
-            toml::Value::String(format!(
-                "SELECT {} AS password_hash FROM {} WHERE {} = {}",
-                db.q("PasswordHash"),
-                db.q("AspNetUsers"),
-                db.q("NormalizedUserName"),
-                db.p(1)
+            toml::Value::String(sql(
+                &db,
+                "SELECT {PasswordHash} AS password_hash FROM {AspNetUsers} WHERE {NormalizedUserName} = {$1}",
             ))
         )),
     );
@@ -588,38 +508,33 @@ macro_rules! per_database {
     };
 }
 
-per_database!(
-    postgres,
-    super::Kind::Postgres,
-    [
-        v2_v3_and_argon2_hashes_log_in,
-        every_failure_is_the_same_bare_401,
-        custom_query_with_extra_claims,
-        outage_answers_503_and_recovers,
-        starts_with_the_database_down,
-        pool_never_exceeds_max_connections,
-        sessions_are_read_only,
-        unknown_users_cost_as_much_as_wrong_passwords,
-        check_config_tries_the_connection_and_the_query,
-        bit_activo_column,
-    ]
-);
+/// The server databases run the same cases (one list, so neither can fall behind the other).
+macro_rules! per_server_database {
+    ($($module:ident => $kind:expr),* $(,)?) => {
+        $(
+            per_database!(
+                $module,
+                $kind,
+                [
+                    v2_v3_and_argon2_hashes_log_in,
+                    every_failure_is_the_same_bare_401,
+                    custom_query_with_extra_claims,
+                    outage_answers_503_and_recovers,
+                    starts_with_the_database_down,
+                    pool_never_exceeds_max_connections,
+                    sessions_are_read_only,
+                    unknown_users_cost_as_much_as_wrong_passwords,
+                    check_config_tries_the_connection_and_the_query,
+                    bit_activo_column,
+                ]
+            );
+        )*
+    };
+}
 
-per_database!(
-    mysql,
-    super::Kind::MySql,
-    [
-        v2_v3_and_argon2_hashes_log_in,
-        every_failure_is_the_same_bare_401,
-        custom_query_with_extra_claims,
-        outage_answers_503_and_recovers,
-        starts_with_the_database_down,
-        pool_never_exceeds_max_connections,
-        sessions_are_read_only,
-        unknown_users_cost_as_much_as_wrong_passwords,
-        check_config_tries_the_connection_and_the_query,
-        bit_activo_column,
-    ]
+per_server_database!(
+    postgres => super::Kind::Postgres,
+    mysql => super::Kind::MySql,
 );
 
 per_database!(

@@ -3,6 +3,7 @@
 mod support;
 
 use std::time::Duration;
+use support::http::get_auth;
 use support::tls::{self_signed, TestCert};
 use support::tokens;
 use support::upstream::Upstream;
@@ -27,12 +28,7 @@ async fn https_http11_request_is_proxied() {
     let up = Upstream::echo().await;
     let gw = https_gateway(&cert, &up).await;
     let client = cert.client(false);
-    let res = client
-        .get(https_url(&gw, "/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&client, https_url(&gw, "/x"), &alice()).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.version(), http::Version::HTTP_11);
     let seen = up.last();
@@ -49,12 +45,7 @@ async fn alpn_negotiates_http2_and_the_upstream_still_gets_http11() {
     let gw = https_gateway(&cert, &up).await;
     // This client offers h2 and http/1.1; the version is whatever the server picks.
     let client = cert.client_alpn();
-    let res = client
-        .get(https_url(&gw, "/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&client, https_url(&gw, "/x"), &alice()).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.version(), http::Version::HTTP_2);
     let seen = up.last();
@@ -83,12 +74,7 @@ async fn http2_streams_a_large_body_both_ways() {
     let up = Upstream::echo().await;
     let gw = https_gateway(&cert, &up).await;
     let client = cert.client_alpn();
-    let mut res = client
-        .get(https_url(&gw, &format!("/big/{SIZE}")))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_auth(&client, https_url(&gw, &format!("/big/{SIZE}")), &alice()).await;
     assert_eq!(res.version(), http::Version::HTTP_2);
     let mut total = 0;
     for _ in 0..SIZE {
@@ -129,13 +115,7 @@ async fn tls_client_that_never_sends_client_hello_is_dropped_after_handshake_tim
         "{took:?}"
     );
     // The silent client did not block anyone else meanwhile.
-    let res = cert
-        .client(false)
-        .get(https_url(&gw, "/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&cert.client(false), https_url(&gw, "/x"), &alice()).await;
     assert_eq!(res.status(), 200);
     gw.stop().await;
 }
@@ -156,13 +136,7 @@ async fn silent_tls_client_does_not_block_other_handshakes() {
         TcpStream::connect(gw.addr).await.unwrap(),
     ];
     let start = std::time::Instant::now();
-    let res = cert
-        .client(false)
-        .get(https_url(&gw, "/x"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let res = get_auth(&cert.client(false), https_url(&gw, "/x"), &alice()).await;
     assert_eq!(res.status(), 200);
     assert!(
         start.elapsed() < Duration::from_secs(3),
@@ -176,16 +150,8 @@ async fn silent_tls_client_does_not_block_other_handshakes() {
 async fn h2c_prior_knowledge_works_on_a_plain_listener() {
     let up = Upstream::echo().await;
     let gw = TestGateway::start(&[&route("/", &up.url(), "")]).await;
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    let res = client
-        .get(gw.url("/x?q=1"))
-        .header("authorization", alice())
-        .send()
-        .await
-        .unwrap();
+    let client = support::http::h2c_client();
+    let res = get_auth(&client, gw.url("/x?q=1"), &alice()).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.version(), http::Version::HTTP_2);
     let seen = up.last();
@@ -205,10 +171,7 @@ async fn http2_cookie_fields_are_joined_for_the_http11_upstream() {
     // RFC 9113 §8.2.3: HTTP/2 may carry one cookie per field; an HTTP/1.1 hop needs them in one field.
     let up = Upstream::echo().await;
     let gw = TestGateway::start(&[&route("/", &up.url(), "")]).await;
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let client = support::http::h2c_client();
     let res = client
         .get(gw.url("/x"))
         .header("authorization", alice())

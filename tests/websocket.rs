@@ -6,6 +6,7 @@ use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use support::tokens;
 use support::upstream::Upstream;
+use support::wait::holds_for;
 use support::{route, TestGateway};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -103,6 +104,7 @@ async fn open_websockets_count_against_max_connections_and_are_closed_at_drain_t
         .await
         .expect("handshake succeeds");
     // The upgraded stream holds the only slot: a second client is not served while it is open.
+    let before = up.count();
     let other = tokio::spawn({
         let url = gw.url("/x");
         async move {
@@ -114,10 +116,17 @@ async fn open_websockets_count_against_max_connections_and_are_closed_at_drain_t
                 .map(|r| r.status().as_u16())
         }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // "Not served" can only be shown over a window: checked every 25 ms for 500 ms, the second request
+    // neither gets an answer nor reaches the upstream.
+    let waiting = holds_for(
+        Duration::from_millis(500),
+        Duration::from_millis(25),
+        || async { !other.is_finished() && up.count() == before },
+    )
+    .await;
     assert!(
-        !other.is_finished(),
-        "a second connection got served beyond max_connections"
+        waiting.is_ok(),
+        "a second connection got served beyond max_connections (check {waiting:?})"
     );
     ws.send(Message::text("still here")).await.unwrap();
     assert!(ws.next().await.unwrap().is_ok());

@@ -3,11 +3,16 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod fixtures;
+pub mod http;
+pub mod metrics;
+pub mod process;
 pub mod sql;
 pub mod tls;
 pub mod tokens;
 pub mod turnstile;
 pub mod upstream;
+pub mod wait;
 // Hostile-traffic tests (issue 4): a recording upstream and a raw HTTP/2 frame client.
 pub mod h2raw;
 pub mod recorder;
@@ -17,6 +22,15 @@ use figment::Figment;
 use gateway::config::Config;
 use std::net::SocketAddr;
 use std::path::Path;
+
+/// All values of header `name`, in order, lossily decoded.
+pub fn header_values(headers: &::http::HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect()
+}
 
 /// HS256 secret of every test gateway. TEST FIXTURE ONLY, not a real secret.
 pub const SECRET: &str = "integration-test-secret-NOT-REAL-0123456789abcdef";
@@ -48,6 +62,12 @@ impl TestGateway {
     pub async fn start(fragments: &[&str]) -> TestGateway {
         let cfg = config(fragments).expect("test config is valid");
         Self::start_config(cfg).await
+    }
+
+    /// Starts a gateway with these routes (each from `route`). They go in one fragment: a later fragment's
+    /// `[[routes]]` would replace, not extend, an earlier one.
+    pub async fn start_routes(routes: &[String]) -> TestGateway {
+        Self::start(&[&routes.concat()]).await
     }
 
     /// Starts a gateway from a ready config.
@@ -230,4 +250,29 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> (u16, String, Vec<u
         Some((head, body)) => (raw_status(&head), head, body),
         None => (0, String::new(), Vec::new()),
     }
+}
+
+/// Starts `GET url` (with a valid token for alice) in the background and returns once `up` has received
+/// the request, so the caller knows it is in flight. The task yields the status and body.
+pub async fn in_flight(
+    url: String,
+    up: &upstream::Upstream,
+) -> tokio::task::JoinHandle<reqwest::Result<(u16, String)>> {
+    let before = up.count();
+    let req = client()
+        .get(url)
+        .header("authorization", tokens::bearer(&tokens::valid("alice")))
+        .send();
+    let task = tokio::spawn(async move {
+        let res = req.await?;
+        let status = res.status().as_u16();
+        Ok((status, res.text().await?))
+    });
+    let step = std::time::Duration::from_millis(10);
+    let arrived = wait::eventually(std::time::Duration::from_secs(5), step, || async {
+        up.count() > before
+    })
+    .await;
+    assert!(arrived, "the request never reached the upstream");
+    task
 }

@@ -43,11 +43,7 @@ pub struct Recorded {
 impl Recorded {
     /// All values of a header, lossily decoded.
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect()
+        super::header_values(&self.headers, name)
     }
 
     /// Framing problems an upstream parser could disagree about, or an empty list.

@@ -40,11 +40,7 @@ pub struct Seen {
 impl Seen {
     /// All values of a header, in order.
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect()
+        super::header_values(&self.headers, name)
     }
 
     /// The single value of a header.
