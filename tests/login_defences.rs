@@ -6,29 +6,17 @@ mod support;
 
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::fixtures::{captcha, ASPNET_PASSWORD, ASPNET_V2};
+use support::http::snapshot;
+use support::metrics::sample;
 use support::sql::{Kind, TestDb, User};
 use support::turnstile::{FakeTurnstile, Mode};
 use support::upstream::Upstream;
 use support::{route, user, TestGateway, UsersFile};
 
-/// ASP.NET Identity V2 known-answer vector for "my password" (../shared/specs.md): cheap to verify, so
-/// hundreds of logins stay quick. TEST FIXTURE.
-const ASPNET_V2: &str = "AAABAgMEBQYHCAkKCwwNDg+ukCEMDf0yyQ29NYubggHIVY0sdEUfdyeM+E1LtH1uJg==";
-const PASSWORD: &str = "my password";
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh single-use captcha token the fake accepts.
-fn captcha(fake: &FakeTurnstile) -> String {
-    let t = format!(
-        "0.defence-test-token-{}",
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    );
-    fake.add_valid_token(t.clone());
-    t
-}
+/// The ASP.NET V2 fixture's password: V2 is cheap to verify, so hundreds of logins stay quick.
+const PASSWORD: &str = ASPNET_PASSWORD;
 
 /// A client whose connections leave from `127.0.0.<n>`, so per-IP limits see distinct clients.
 fn client_from(n: u8) -> reqwest::Client {
@@ -73,10 +61,7 @@ fn verifications(gw: &TestGateway) -> u64 {
         .running
         .metrics()
         .encode(gateway::metrics::Format::PrometheusText);
-    text.lines()
-        .find_map(|l| l.strip_prefix("gateway_password_verifications_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no verification counter in:\n{text}")) as u64
+    sample(&text, "gateway_password_verifications_total") as u64
 }
 
 #[tokio::test]
@@ -357,19 +342,6 @@ fn check_config_warns_when_the_users_file_mixes_hash_kinds() {
     );
     let uniform = run(&(user("a", ASPNET_V2, true) + &user("b", ASPNET_V2, true)));
     assert!(!uniform.contains("mixes"), "{uniform}");
-}
-
-/// Status, headers (minus Date and the per-request id) and body, to compare failures byte for byte.
-async fn snapshot(res: reqwest::Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let status = res.status().as_u16();
-    let mut headers: Vec<(String, String)> = res
-        .headers()
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "date" | "x-request-id"))
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
-        .collect();
-    headers.sort();
-    (status, headers, res.bytes().await.unwrap().to_vec())
 }
 
 #[tokio::test]

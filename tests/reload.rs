@@ -4,26 +4,14 @@
 mod support;
 
 use serde_json::json;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::fixtures::captcha;
 use support::turnstile::FakeTurnstile;
 use support::upstream::Upstream;
 use support::{client, route, user, TestGateway, UsersFile};
 
 /// Password of the test users. TEST FIXTURE.
 const PASSWORD: &str = "correct horse battery staple";
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh single-use captcha token the fake accepts.
-fn captcha(fake: &FakeTurnstile) -> String {
-    let t = format!(
-        "0.reload-test-token-{}",
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    );
-    fake.add_valid_token(t.clone());
-    t
-}
 
 async fn login(gw: &TestGateway, fake: &FakeTurnstile, name: &str, password: &str) -> u16 {
     client()
