@@ -8,6 +8,7 @@
 use super::error::TokenError;
 use super::Identity;
 use crate::config::AuthConfig;
+use crate::protocol::claims::RESERVED_CLAIMS;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -189,9 +190,6 @@ struct IssuedClaims<'a> {
     #[serde(flatten)]
     extra: &'a serde_json::Map<String, serde_json::Value>,
 }
-
-/// Claim names the gateway sets itself; a user's extra claims cannot override them.
-pub const RESERVED_CLAIMS: [&str; 8] = ["sub", "name", "iat", "nbf", "exp", "jti", "iss", "aud"];
 
 impl TokenIssuer {
     /// None when the configuration has no signing key (asymmetric algorithm without a private key).

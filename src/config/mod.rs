@@ -310,7 +310,7 @@ fn secret(
 fn header_name(key: &str, value: &str) -> Result<HeaderName, ConfigError> {
     let name = HeaderName::from_str(value)
         .map_err(|_| ConfigError::invalid(key, format!("{value:?} is not a valid header name")))?;
-    if crate::forward::headers::is_hop_by_hop(&name) || name == http::header::HOST {
+    if crate::protocol::headers::is_hop_by_hop(&name) || name == http::header::HOST {
         return Err(ConfigError::invalid(
             key,
             format!("{value:?} is a hop-by-hop or Host header and cannot carry identity"),
@@ -914,7 +914,7 @@ fn validate_users(u: file::UsersFile, base: &Path) -> Result<UsersConfig, Config
                         format!("{c:?} is read by the gateway itself and never becomes a claim"),
                     ));
                 }
-                if crate::auth::token::RESERVED_CLAIMS.contains(&lower.as_str()) {
+                if crate::protocol::claims::RESERVED_CLAIMS.contains(&lower.as_str()) {
                     return Err(ConfigError::invalid(
                         key,
                         format!("{c:?} is a registered claim the gateway sets itself (alias the column in users.query)"),
@@ -1063,7 +1063,7 @@ fn normalise_prefix(p: &str) -> Option<String> {
     } else {
         p
     };
-    let normal = crate::routing::path::normalise(trimmed).ok()?;
+    let normal = crate::protocol::path::normalise(trimmed).ok()?;
     (normal == trimmed || (trimmed.is_empty() && normal == "/")).then(|| {
         if trimmed.is_empty() {
             "/".to_string()
