@@ -3,9 +3,11 @@
 //! How values are chosen, later wins:
 //! 1. the defaults in `crate::defaults`;
 //! 2. the TOML file (`--config`, default `gateway.toml`);
-//! 3. environment variables `GATEWAY_<SECTION>__<KEY>`, e.g. `GATEWAY_AUTH__SECRET`
-//!    (`GATEWAY_TEST_*`, `GATEWAY_CONFIG`, `GATEWAY_LOG*` and `GATEWAY_WORKER_THREADS` are not config keys);
-//! 4. for secrets, `<key>_file` reads the value from a file (Docker/Kubernetes secrets); giving both is an error.
+//! 3. environment variables `GATEWAY_<SECTION>__<KEY>` for the sections in `file::SECTIONS`, e.g.
+//!    `GATEWAY_AUTH__SECRET`, and `GATEWAY_ROUTES`; other `GATEWAY_*` names are not config keys and are
+//!    ignored (see `layers`);
+//! 4. for secrets, `<key>_file` reads the value from a file (Docker/Kubernetes secrets); giving both in one
+//!    layer is an error, while either form from the environment replaces both forms from the file.
 //!
 //! Relative paths in the file are resolved against the file's own directory. Each section is validated by
 //! its own file (`server`, `auth`, …); this one assembles them and checks the rules that span sections.
@@ -15,6 +17,7 @@ mod cors;
 mod error;
 pub mod file;
 mod identity;
+mod layers;
 mod login;
 mod observability;
 mod routes;
@@ -62,20 +65,13 @@ pub struct Config {
 impl Config {
     /// The provider stack: the TOML file (which must exist), then `GATEWAY_*` environment variables.
     pub fn figment(path: &Path) -> Figment {
-        Figment::new()
-            .merge(Toml::file_exact(path))
-            .merge(Self::env())
+        layers::log_ignored_env();
+        layers::merge_replacing_secrets(Toml::file_exact(path), Self::env())
     }
 
-    /// `GATEWAY_SECTION__KEY` variables, minus the ones that are not config keys.
+    /// `GATEWAY_SECTION__KEY` variables of the known sections and `GATEWAY_ROUTES`; nothing else.
     pub fn env() -> Env {
-        Env::prefixed("GATEWAY_").split("__").filter(|k| {
-            let k = k.as_str().to_ascii_lowercase();
-            !k.starts_with("test_")
-                && !k.starts_with("log")
-                && k != "config"
-                && k != "worker_threads"
-        })
+        layers::env()
     }
 
     /// Loads and validates the file at `path` plus the environment.
@@ -167,7 +163,7 @@ mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{err, with_routes};
+    use super::testing::{err, with_routes, SECRET};
     use super::*;
     use crate::defaults;
     use std::time::Duration;
@@ -216,6 +212,14 @@ mod tests {
         Config::load(Path::new("gateway.toml")).map_err(|e| e.to_string())
     }
 
+    /// The error loading `gateway.toml` fails with; panics if it loads.
+    fn load_err(why: &str) -> String {
+        match load() {
+            Ok(_) => panic!("{why}"),
+            Err(e) => e,
+        }
+    }
+
     #[test]
     #[allow(clippy::result_large_err)] // figment::Jail's error type, not ours
     fn env_overrides_file() {
@@ -225,6 +229,139 @@ mod tests {
             jail.set_env("GATEWAY_TEST_POSTGRES_URL", "postgres://ignored");
             let c = load()?;
             assert_eq!(c.server.listen.port(), 9999);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's error type, not ours
+    fn kubernetes_service_variables_are_ignored() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gateway.toml", &with_routes(""))?;
+            for (k, v) in [
+                ("GATEWAY_PORT", "tcp://10.0.0.12:8080"),
+                ("GATEWAY_SERVICE_HOST", "10.0.0.12"),
+                ("GATEWAY_SERVICE_PORT", "8080"),
+                ("GATEWAY_SERVICE_PORT_HTTP", "8080"),
+                ("GATEWAY_PORT_8080_TCP", "tcp://10.0.0.12:8080"),
+                ("GATEWAY_PORT_8080_TCP_ADDR", "10.0.0.12"),
+                ("GATEWAY_PORT_8080_TCP_PORT", "8080"),
+                ("GATEWAY_PORT_8080_TCP_PROTO", "tcp"),
+                // Documented names read elsewhere must not reach the config either.
+                ("GATEWAY_CONFIG", "gateway.toml"),
+                ("GATEWAY_LOG", "debug"),
+                ("GATEWAY_LOG_FORMAT", "json"),
+                ("GATEWAY_WORKER_THREADS", "2"),
+            ] {
+                jail.set_env(k, v);
+            }
+            let c = load()?;
+            assert_eq!(c.server.listen.to_string(), defaults::LISTEN_ADDR);
+            assert!(
+                !c.log.json,
+                "GATEWAY_LOG_FORMAT is telemetry's, not log.format"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's error type, not ours
+    fn unknown_key_of_a_known_section_in_the_environment_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gateway.toml", &with_routes(""))?;
+            jail.set_env("GATEWAY_SERVER__LISTEN_ADRESS", "127.0.0.1:1");
+            let e = load_err("typo accepted");
+            assert!(e.contains("listen_adress"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's error type, not ours
+    fn log_section_and_routes_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gateway.toml", &with_routes(""))?;
+            jail.set_env("GATEWAY_LOG__FORMAT", "json");
+            jail.set_env(
+                "GATEWAY_ROUTES",
+                r#"[{prefix = "/", upstream = "http://127.0.0.1:9"}]"#,
+            );
+            let c = load()?;
+            assert!(c.log.json);
+            assert_eq!(c.routes.len(), 1);
+            assert_eq!(c.routes[0].upstream.authority.as_str(), "127.0.0.1:9");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's error type, not ours
+    fn secret_file_from_the_environment_replaces_the_files_secret() {
+        figment::Jail::expect_with(|jail| {
+            let other = "fedcba9876543210fedcba9876543210-env";
+            jail.create_file("gateway.toml", &with_routes(""))?;
+            jail.create_file("jwt", &format!("{other}\n"))?;
+            jail.set_env("GATEWAY_AUTH__SECRET_FILE", "jwt");
+            let c = load()?;
+            let token = jsonwebtoken::encode(
+                &jsonwebtoken::Header::default(),
+                &serde_json::json!({"sub": "a", "exp": 4_000_000_000u64}),
+                &jsonwebtoken::EncodingKey::from_secret(other.as_bytes()),
+            )
+            .unwrap();
+            let v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            assert!(
+                jsonwebtoken::decode::<serde_json::Value>(&token, &c.auth.decoding_key, &v).is_ok(),
+                "the environment's secret file is not the one in use"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's error type, not ours
+    fn secret_from_the_environment_replaces_the_files_secret_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gateway.toml",
+                "[login.turnstile]\nsecret_file = \"/nonexistent\"\n[users]\nstore = \"sql\"\nurl_file = \"/nonexistent\"\n",
+            )?;
+            jail.set_env("GATEWAY_AUTH__SECRET", SECRET);
+            jail.set_env("GATEWAY_LOGIN__TURNSTILE__SECRET", "ts-secret");
+            jail.set_env("GATEWAY_USERS__URL", "sqlite:users.db");
+            let c = load()?;
+            assert_eq!(c.login.turnstile.secret.as_deref(), Some("ts-secret"));
+            assert!(matches!(c.users.store, UserStoreKind::Sql(s) if s.url == "sqlite:users.db"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's error type, not ours
+    fn both_secret_forms_in_one_layer_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("jwt", SECRET)?;
+            // Both in the environment.
+            jail.create_file("gateway.toml", &with_routes(""))?;
+            jail.set_env("GATEWAY_AUTH__SECRET", SECRET);
+            jail.set_env("GATEWAY_AUTH__SECRET_FILE", "jwt");
+            let e = load_err("both forms accepted from the environment");
+            assert!(
+                e.starts_with("auth.secret:") && e.contains("not both"),
+                "{e}"
+            );
+            // Both in the file, none in the environment.
+            jail.clear_env();
+            jail.create_file(
+                "gateway.toml",
+                &format!("[auth]\nsecret = \"{SECRET}\"\nsecret_file = \"jwt\"\n"),
+            )?;
+            let e = load_err("both forms accepted from the file");
+            assert!(
+                e.starts_with("auth.secret:") && e.contains("not both"),
+                "{e}"
+            );
             Ok(())
         });
     }
