@@ -1,12 +1,10 @@
 //! `[login]`, `[login.turnstile]`, `[login.hashing]`, `[login.throttle]`: the gateway's own login endpoint.
 
 use super::file::{HashingFile, LoginFile, ThrottleFile, TurnstileFile};
-use super::value::{dur, secret};
+use super::value::{dur, http_url, secret};
 use super::ConfigError;
 use crate::defaults;
-use http::Uri;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 /// The login endpoint.
@@ -97,15 +95,12 @@ fn validate_turnstile(t: TurnstileFile, base: &Path) -> Result<TurnstileConfig, 
     let siteverify_url = t
         .siteverify_url
         .unwrap_or_else(|| defaults::SITEVERIFY_URL.to_string());
-    match Uri::from_str(&siteverify_url) {
-        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => {}
-        _ => {
-            return Err(ConfigError::invalid(
-                "login.turnstile.siteverify_url",
-                format!("{siteverify_url:?} is not an absolute http(s) URL"),
-            ))
-        }
-    }
+    http_url(&siteverify_url).map_err(|reason| {
+        ConfigError::invalid(
+            "login.turnstile.siteverify_url",
+            format!("{siteverify_url:?}: {reason}"),
+        )
+    })?;
     let max_concurrent = t
         .max_concurrent
         .unwrap_or(defaults::SITEVERIFY_MAX_CONCURRENT);
@@ -174,9 +169,37 @@ fn validate_throttle(th: ThrottleFile) -> Result<ThrottleConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{err, SECRET};
+    use super::super::Config;
 
     fn login(extra: &str) -> String {
         format!("[auth]\nsecret = \"{SECRET}\"\n{extra}")
+    }
+
+    #[test]
+    fn siteverify_url_is_validated_like_an_upstream() {
+        for bad in [
+            "http://127.0.0.1:notaport/siteverify",
+            "https://u:p@challenges.example/x",
+            "https://challenges.example/x?a=1",
+            "https://challenges.example/x#f",
+            "ftp://challenges.example/",
+        ] {
+            let e = err(&login(&format!(
+                "[login.turnstile]\nsiteverify_url = \"{bad}\"\n"
+            )));
+            assert!(
+                e.starts_with("login.turnstile.siteverify_url:"),
+                "{bad}: {e}"
+            );
+        }
+        let c = Config::from_toml(&login(
+            "[login.turnstile]\nsiteverify_url = \"http://127.0.0.1:8081/siteverify\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.login.turnstile.siteverify_url,
+            "http://127.0.0.1:8081/siteverify"
+        );
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! `[[routes]]`: path prefixes (optionally per host) and the upstream each one forwards to.
 
 use super::file::RouteFile;
-use super::value::{dur, resolve};
+use super::value::{dur, http_url, resolve};
 use super::ConfigError;
 use crate::defaults;
 use crate::protocol::path::normalise;
 use http::uri::{Authority, Scheme};
-use http::Uri;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -160,25 +159,13 @@ fn normalise_prefix(p: &str) -> Option<String> {
     })
 }
 
-/// An upstream base URL: an absolute http(s) URL without credentials or query.
+/// An upstream base URL: an absolute http(s) URL with a valid port and no credentials, query or fragment.
 fn parse_upstream(text: &str) -> Result<Upstream, String> {
-    let uri = Uri::from_str(text).map_err(|_| "not a URL".to_string())?;
-    let scheme = match uri.scheme_str() {
-        Some("http") => Scheme::HTTP,
-        Some("https") => Scheme::HTTPS,
-        _ => return Err("not an absolute http(s) URL".into()),
-    };
-    let authority = uri.authority().cloned().ok_or("has no host")?;
-    if authority.as_str().contains('@') {
-        return Err("must not contain credentials".into());
-    }
-    if uri.query().is_some() {
-        return Err("must not contain a query".into());
-    }
+    let url = http_url(text)?;
     Ok(Upstream {
-        scheme,
-        authority,
-        base_path: uri.path().trim_end_matches('/').to_string(),
+        scheme: url.scheme,
+        authority: url.authority,
+        base_path: url.path.trim_end_matches('/').to_string(),
         url: text.to_string(),
     })
 }
@@ -196,10 +183,23 @@ mod tests {
 
     #[test]
     fn bad_upstream_names_its_route() {
-        for bad in ["ftp://x", "not a url"] {
+        for bad in [
+            "ftp://x",
+            "not a url",
+            "http://127.0.0.1:notaport",
+            "http://127.0.0.1:0",
+            "http://127.0.0.1:70000",
+            "http://user:pw@127.0.0.1:9",
+            "http://127.0.0.1:9/?q=1",
+            "http://127.0.0.1:9/#frag",
+            "http://:9",
+            "/relative",
+        ] {
             let e = upstream_err(bad);
             assert!(e.starts_with("routes[0].upstream:"), "{bad}: {e}");
         }
+        let e = upstream_err("http://127.0.0.1:notaport");
+        assert!(e.contains("notaport") && e.contains("port"), "{e}");
     }
 
     #[test]
