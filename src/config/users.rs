@@ -55,8 +55,11 @@ pub const SQLITE_DEFAULT_QUERY: &str = r#"SELECT "UserName" AS user_name, "Passw
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// PostgreSQL (`postgres://`, `postgresql://`).
     Postgres,
+    /// MySQL or MariaDB (`mysql://`, `mariadb://`).
     MySql,
+    /// SQLite (`sqlite:`).
     Sqlite,
 }
 
@@ -199,6 +202,7 @@ pub fn redact_url(url: &str) -> String {
     }
     out
 }
+
 // === validation ===
 
 /// Validates `[users]`: the keys of the store not chosen are refused rather than silently ignored.

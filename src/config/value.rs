@@ -90,7 +90,7 @@ pub(super) fn http_url(text: &str) -> Result<HttpUrl, String> {
     if authority.host().is_empty() {
         return Err("has no host".into());
     }
-    if let Some((_, port)) = port_text(authority.as_str()) {
+    if let Some(port) = port_text(authority.as_str()) {
         match port.parse::<u16>() {
             Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => {}
             _ => return Err(format!("port {port:?} is not a number in 1-65535")),
@@ -107,14 +107,13 @@ pub(super) fn http_url(text: &str) -> Result<HttpUrl, String> {
 }
 
 /// The text after the host's `:`, if the authority has one (IPv6 brackets respected).
-fn port_text(authority: &str) -> Option<(&str, &str)> {
+fn port_text(authority: &str) -> Option<&str> {
     let host_end = if authority.starts_with('[') {
         authority.find(']')? + 1
     } else {
         authority.find(':')?
     };
-    let (host, rest) = authority.split_at(host_end);
-    rest.strip_prefix(':').map(|port| (host, port))
+    authority[host_end..].strip_prefix(':')
 }
 
 #[cfg(test)]
