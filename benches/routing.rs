@@ -6,13 +6,14 @@
 //! Cases, identical work at every size (same path depth, same number of probes):
 //! - `hit`:  `/svc{n-1}/users/42` matches the last-declared route `/svc{n-1}` (3 probes);
 //! - `miss`: `/nothing/here/at/all` matches nothing (5 probes, then NotFound);
-//! - `normalise+hit`: the request path goes through `routing::path::normalise` first, as in the server.
+//! - `normalise+hit`: the request path goes through `protocol::path::normalise` first, as in the server.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use gateway::config::Config;
-use gateway::routing::{path, Routed, Router};
+use gateway::protocol::path;
+use gateway::routing::{Routed, Router};
 
 fn config(n: usize) -> Config {
     let mut text = String::from("[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\n");

@@ -7,8 +7,8 @@ use crate::auth::login::LoginError;
 use crate::auth::AuthError;
 use crate::body::ResBody;
 use crate::forward::UpstreamError;
+use crate::protocol::path::PathError;
 use crate::response;
-use crate::routing::path::PathError;
 use http::{Response, StatusCode};
 
 /// Why a request is refused before it reaches a route.

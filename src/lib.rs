@@ -3,7 +3,8 @@
 //! Request path, one module per stage: `listener` (accept, limits, drain) → `tls` → `server` (the hyper
 //! service) → `routing` (normalise path, pick route) → `auth` (Bearer token, login) → `forward` (headers,
 //! pooled client, streaming). `config` builds the validated settings, `state` the per-config runtime data,
-//! `error` maps every failure to its response.
+//! `error` maps every failure to its response;
+//! `protocol` holds the HTTP/JWT facts several layers share and depends on nothing.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod forward;
 pub mod health;
 pub mod listener;
 pub mod metrics;
+pub mod protocol;
 pub mod reload;
 pub mod response;
 pub mod routing;

@@ -8,7 +8,7 @@ use gateway::auth::bearer;
 use gateway::auth::token::TokenVerifier;
 use gateway::credentials::{self, Verdict};
 use gateway::forward::headers;
-use gateway::routing::path::normalise;
+use gateway::protocol::path::normalise;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
@@ -301,7 +301,7 @@ proptest! {
         }
         headers::remove_hop_by_hop(&mut h, false);
         for name in h.keys() {
-            prop_assert!(!headers::is_hop_by_hop(name), "{name} kept");
+            prop_assert!(!gateway::protocol::headers::is_hop_by_hop(name), "{name} kept");
             prop_assert!(!connection.iter().any(|c| c.eq_ignore_ascii_case(name.as_str())), "{name} named by Connection kept");
         }
     }

@@ -659,7 +659,7 @@ async fn bench_one(kind: Kind, users: u64, logins: usize) -> Option<String> {
         http.push(t.elapsed());
     }
     // The lookup alone, through a store of its own (same settings, not through the counting forwarder).
-    let mut settings = gateway::users::sql::SqlSettings::new(e.db.direct_url.clone()).unwrap();
+    let mut settings = gateway::config::SqlSettings::new(e.db.direct_url.clone()).unwrap();
     settings.max_connections = max_connections;
     let store = gateway::users::sql::SqlStore::new(settings);
     let mut lookups = Vec::with_capacity(logins * 4);

@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
         let upgrade_pair =
             upgrade && (name == http::header::UPGRADE || name == http::header::CONNECTION);
         if !upgrade_pair {
-            assert!(!headers::is_hop_by_hop(name), "{name} survived");
+            assert!(!gateway::protocol::headers::is_hop_by_hop(name), "{name} survived");
             let ours = [
                 "via",
                 "x-forwarded-for",

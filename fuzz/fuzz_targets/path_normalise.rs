@@ -3,7 +3,7 @@
 //! protected `/admin` route really is under `/admin`.
 #![no_main]
 
-use gateway::routing::path::normalise;
+use gateway::protocol::path::normalise;
 use gateway::routing::{Routed, Router};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;

@@ -8,7 +8,8 @@
 use super::error::TokenError;
 use super::Identity;
 use crate::config::{AuthConfig, IdentityConfig};
-use crate::forward::headers;
+use crate::protocol::claims::RESERVED_CLAIMS;
+use crate::protocol::identity;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -156,9 +157,9 @@ impl TokenVerifier {
             .filter(|s| !s.is_empty())
             .ok_or(TokenError::Claims)?;
         // Fail closed: the upstream learns who the caller is only from these headers.
-        let header_ok = |text: &str| headers::identity_value(text).is_some();
+        let header_ok = |text: &str| identity::identity_value(text).is_some();
         let claims_ok = self.header_claims.iter().all(|claim| {
-            headers::claim_text(extra.as_ref().and_then(|e| e.get(claim)))
+            identity::claim_text(extra.as_ref().and_then(|e| e.get(claim)))
                 .is_none_or(|t| header_ok(&t))
         });
         if !header_ok(&sub) || !core.name.as_deref().is_none_or(header_ok) || !claims_ok {
@@ -211,9 +212,6 @@ struct IssuedClaims<'a> {
     #[serde(flatten)]
     extra: &'a serde_json::Map<String, serde_json::Value>,
 }
-
-/// Claim names the gateway sets itself; a user's extra claims cannot override them.
-pub const RESERVED_CLAIMS: [&str; 8] = ["sub", "name", "iat", "nbf", "exp", "jti", "iss", "aud"];
 
 impl TokenIssuer {
     /// None when the configuration has no signing key (asymmetric algorithm without a private key).

@@ -8,6 +8,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The `[section]` tables of `FileConfig`: the only names `GATEWAY_<SECTION>__<KEY>` variables may use.
+/// A new section is added here and as a field below (a test checks the two agree).
+pub const SECTIONS: [&str; 8] = [
+    "server", "auth", "identity", "cors", "login", "users", "log", "metrics",
+];
+
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -205,5 +211,25 @@ impl<'de> Deserialize<'de> for Dur {
             .map_err(|e| {
                 serde::de::Error::custom(format!("{text:?} is not a duration like \"30s\" ({e})"))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_list_matches_the_file_shape() {
+        // serde's unknown-field error lists every field of FileConfig, in declaration order.
+        let e = serde_json::from_str::<FileConfig>(r#"{"nope": 1}"#)
+            .unwrap_err()
+            .to_string();
+        let expected: Vec<String> = SECTIONS
+            .iter()
+            .chain(&["routes"])
+            .map(|s| format!("`{s}`"))
+            .collect();
+        let listed = format!("expected one of {} at line", expected.join(", "));
+        assert!(e.contains(&listed), "{e}");
     }
 }

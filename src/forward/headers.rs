@@ -9,9 +9,8 @@
 //!   client cannot forge its address (RFC 7239 §8.1 reasoning). `Forwarded` and `X-Real-IP` from
 //!   untrusted peers are dropped for the same reason.
 
-use http::header::{
-    CONNECTION, COOKIE, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
-};
+use crate::protocol::headers::HOP_BY_HOP;
+use http::header::{CONNECTION, COOKIE, FORWARDED, HOST, UPGRADE, VIA};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
@@ -23,24 +22,6 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `X-Real-IP`.
 pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
-static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
-
-/// True for the fixed hop-by-hop fields (not counting those a `Connection` header names).
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == CONNECTION
-        || name == KEEP_ALIVE
-        || name == PROXY_CONNECTION
-        || name == PROXY_AUTHENTICATE
-        || name == PROXY_AUTHORIZATION
-        || name == TE
-        || name == TRAILER
-        || name == TRANSFER_ENCODING
-        || name == UPGRADE
-}
-
 /// True when the request asks for a WebSocket upgrade (`Connection: upgrade` with `Upgrade: websocket`).
 ///
 /// Only WebSocket is relayed: any other protocol (notably `h2c`) would hand the client a raw HTTP
@@ -80,17 +61,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     } else {
         None
     };
-    for name in [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHENTICATE,
-        &PROXY_AUTHORIZATION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-    ] {
+    for name in &HOP_BY_HOP {
         if headers.contains_key(name) {
             headers.remove(name);
         }
@@ -210,39 +181,6 @@ pub fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// The header value an identity field (`sub`, `name`, a mapped claim) is sent upstream as, or None when
-/// `text` cannot be one.
-///
-/// Raw UTF-8 passes as opaque bytes (obs-text, RFC 9110 §5.5), so `josé` reaches the upstream as its UTF-8
-/// bytes. Refused: control characters other than HTAB, and DEL (an upstream would reject or mis-split the
-/// request, and a value left out would reach it as "no user"), and leading or trailing SP/HTAB, which a
-/// field value cannot carry: the upstream's parser strips them, so `"bob "` would arrive as `bob`.
-pub fn identity_value(text: &str) -> Option<HeaderValue> {
-    if text.starts_with([' ', '\t']) || text.ends_with([' ', '\t']) {
-        return None;
-    }
-    HeaderValue::from_bytes(text.as_bytes()).ok()
-}
-
-/// The text a mapped claim (`[identity.claims]`) is sent as: strings as they are, arrays joined with `,`
-/// (string items unquoted), anything else as JSON. None when the claim is absent or `null` (no header).
-pub fn claim_text(value: Option<&serde_json::Value>) -> Option<std::borrow::Cow<'_, str>> {
-    use serde_json::Value;
-    match value? {
-        Value::Null => None,
-        Value::String(s) => Some(s.as_str().into()),
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
-                .collect::<Vec<_>>()
-                .join(",")
-                .into(),
-        ),
-        other => Some(other.to_string().into()),
-    }
-}
-
 /// Sets the Host header sent upstream.
 pub fn set_host(headers: &mut HeaderMap, host: HeaderValue) {
     headers.insert(HOST, host);
@@ -328,43 +266,6 @@ mod tests {
         );
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-auth-username"));
-    }
-
-    #[test]
-    fn identity_values_are_opaque_bytes_without_controls_or_edge_whitespace() {
-        assert_eq!(identity_value("bob").unwrap(), "bob");
-        assert_eq!(
-            identity_value("jos\u{e9}").unwrap().as_bytes(),
-            "jos\u{e9}".as_bytes()
-        );
-        assert_eq!(identity_value("Ann Lee\tX").unwrap(), "Ann Lee\tX");
-        assert_eq!(identity_value("").unwrap(), "");
-        for bad in [
-            "bob\x01",
-            "bob\n",
-            "bob\r\nX-Admin: 1",
-            "bob\x7f",
-            "\0",
-            " bob",
-            "bob ",
-            "bob\t",
-        ] {
-            assert!(identity_value(bad).is_none(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn claims_render_as_text() {
-        use serde_json::json;
-        assert_eq!(claim_text(None), None);
-        assert_eq!(claim_text(Some(&json!(null))), None);
-        assert_eq!(claim_text(Some(&json!("admin"))).unwrap(), "admin");
-        assert_eq!(claim_text(Some(&json!(["a", 2, "c"]))).unwrap(), "a,2,c");
-        assert_eq!(claim_text(Some(&json!(7))).unwrap(), "7");
-        assert_eq!(
-            claim_text(Some(&json!({"k": "v"}))).unwrap(),
-            "{\"k\":\"v\"}"
-        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod upgrade;
 use crate::auth::Identity;
 use crate::body::ResBody;
 use crate::config::{IdentityConfig, RouteConfig};
+use crate::protocol::identity;
 use client::UpstreamClient;
 use headers::Hop;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
@@ -175,16 +176,16 @@ fn set_identity(
     id: &Identity,
 ) -> Result<(), UpstreamError> {
     let refused = |what: &str| UpstreamError::BadRequest(format!("{what} is not a header value"));
-    let sub = headers::identity_value(&id.sub).ok_or_else(|| refused("sub"))?;
+    let sub = identity::identity_value(&id.sub).ok_or_else(|| refused("sub"))?;
     h.insert(cfg.user_header.clone(), sub);
     if let Some(name) = id.name.as_deref() {
-        let name = headers::identity_value(name).ok_or_else(|| refused("name"))?;
+        let name = identity::identity_value(name).ok_or_else(|| refused("name"))?;
         h.insert(cfg.name_header.clone(), name);
     }
     if let Some(extra) = &id.extra {
         for (claim, header) in &cfg.claims {
-            if let Some(text) = headers::claim_text(extra.get(claim)) {
-                let v = headers::identity_value(&text).ok_or_else(|| refused(claim))?;
+            if let Some(text) = identity::claim_text(extra.get(claim)) {
+                let v = identity::identity_value(&text).ok_or_else(|| refused(claim))?;
                 h.insert(header.clone(), v);
             }
         }

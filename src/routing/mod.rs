@@ -5,8 +5,6 @@
 //! ASCII case, as the IIS/ASP.NET backends the gateway fronts do, so `/ADMIN` cannot dodge `/admin`.
 //! Lookup is one hash probe per path segment, so its cost does not grow with the number of routes.
 
-pub mod path;
-
 use crate::config::RouteConfig;
 use std::collections::HashMap;
 

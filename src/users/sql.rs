@@ -19,6 +19,7 @@
 //! - The URL's password is never logged or displayed (`redact_url`).
 
 use super::{StoreError, UserRecord};
+use crate::config::{redact_url, Dialect, SqlSettings};
 use crate::credentials::DummyKind;
 use serde_json::Value;
 use sqlx::mysql::{MySqlConnectOptions, MySqlRow};
@@ -33,177 +34,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Default `users.max_connections`.
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
-/// Default `users.connect_timeout`: the longest a login waits for a database connection.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Default `users.query_timeout`.
-pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default `users.dummy_hash`: legacy ASP.NET Identity tables hold .NET 7+ V3 hashes (PBKDF2-SHA512, 100k).
-pub const DEFAULT_DUMMY: DummyKind = DummyKind::AspNetV3Net7;
-
 /// Idle connections are closed after this long (the pool reopens them on demand).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Connections are recycled after this long.
 const MAX_LIFETIME: Duration = Duration::from_secs(1800);
-
-/// Column names the store reads itself (never claims).
-pub const RESERVED_COLUMNS: [&str; 3] = ["user_name", "password_hash", "active"];
-
-/// Default query for PostgreSQL (ASP.NET Identity via Npgsql: quoted PascalCase names, `timestamptz`).
-pub const POSTGRES_DEFAULT_QUERY: &str = r#"SELECT "UserName" AS user_name, "PasswordHash" AS password_hash, ("Activo" AND ("LockoutEnd" IS NULL OR "LockoutEnd" <= now())) IS TRUE AS active FROM "AspNetUsers" WHERE "NormalizedUserName" = $1"#;
-/// Default query for MySQL/MariaDB (Pomelo: `tinyint(1)` or `bit(1)` flag, `datetime(6)` in UTC).
-pub const MYSQL_DEFAULT_QUERY: &str = "SELECT `UserName` AS user_name, `PasswordHash` AS password_hash, CASE WHEN `Activo` <> 0 AND (`LockoutEnd` IS NULL OR `LockoutEnd` <= UTC_TIMESTAMP(6)) THEN 1 ELSE 0 END AS active FROM `AspNetUsers` WHERE `NormalizedUserName` = ?";
-/// Default query for SQLite (EF Core: integer flag, `LockoutEnd` as text like `2030-01-01 00:00:00+00:00`).
-pub const SQLITE_DEFAULT_QUERY: &str = r#"SELECT "UserName" AS user_name, "PasswordHash" AS password_hash, CASE WHEN "Activo" <> 0 AND ("LockoutEnd" IS NULL OR julianday("LockoutEnd") <= julianday('now')) THEN 1 ELSE 0 END AS active FROM "AspNetUsers" WHERE "NormalizedUserName" = ?"#;
-
-/// Which database a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Postgres,
-    MySql,
-    Sqlite,
-}
-
-impl Dialect {
-    /// From the URL scheme: `postgres://`/`postgresql://`, `mysql://`/`mariadb://`, `sqlite:`.
-    pub fn from_url(url: &str) -> Option<Dialect> {
-        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
-        match scheme.as_str() {
-            "postgres" | "postgresql" => Some(Dialect::Postgres),
-            "mysql" | "mariadb" => Some(Dialect::MySql),
-            "sqlite" => Some(Dialect::Sqlite),
-            _ => None,
-        }
-    }
-
-    /// Human name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dialect::Postgres => "PostgreSQL",
-            Dialect::MySql => "MySQL/MariaDB",
-            Dialect::Sqlite => "SQLite",
-        }
-    }
-
-    /// The default lookup query (ASP.NET Identity `AspNetUsers` plus `Activo`).
-    pub fn default_query(self) -> &'static str {
-        match self {
-            Dialect::Postgres => POSTGRES_DEFAULT_QUERY,
-            Dialect::MySql => MYSQL_DEFAULT_QUERY,
-            Dialect::Sqlite => SQLITE_DEFAULT_QUERY,
-        }
-    }
-}
-
-/// `users.dummy_hash` names.
-pub fn parse_dummy_kind(name: &str) -> Option<DummyKind> {
-    match name {
-        "argon2id" => Some(DummyKind::Argon2id),
-        "aspnet-v3" => Some(DummyKind::AspNetV3Net7),
-        "aspnet-v3-sha256" => Some(DummyKind::AspNetV3Net6),
-        "aspnet-v2" => Some(DummyKind::AspNetV2),
-        _ => None,
-    }
-}
-
-/// Validated settings of the SQL store.
-#[derive(Clone)]
-pub struct SqlSettings {
-    /// Connection URL; contains the password, so never printed (see `redact_url`).
-    pub url: String,
-    pub dialect: Dialect,
-    pub query: String,
-    /// Columns of the query's row that become token claims (named as written here).
-    pub claims: Vec<String>,
-    pub max_connections: u32,
-    pub connect_timeout: Duration,
-    pub query_timeout: Duration,
-    pub dummy: DummyKind,
-    pub read_only: bool,
-}
-
-impl std::fmt::Debug for SqlSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlSettings")
-            .field("url", &redact_url(&self.url))
-            .field("dialect", &self.dialect)
-            .field("query", &self.query)
-            .field("claims", &self.claims)
-            .field("max_connections", &self.max_connections)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("query_timeout", &self.query_timeout)
-            .field("dummy", &self.dummy)
-            .field("read_only", &self.read_only)
-            .finish()
-    }
-}
-
-impl SqlSettings {
-    /// Settings with the defaults for `url` (None when the scheme is not a supported database).
-    pub fn new(url: impl Into<String>) -> Option<SqlSettings> {
-        let url = url.into();
-        let dialect = Dialect::from_url(&url)?;
-        Some(SqlSettings {
-            url,
-            dialect,
-            query: dialect.default_query().to_string(),
-            claims: Vec::new(),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            query_timeout: DEFAULT_QUERY_TIMEOUT,
-            dummy: DEFAULT_DUMMY,
-            read_only: true,
-        })
-    }
-
-    /// Parses the URL with the driver (no connection); the error never contains the URL.
-    pub fn check_url(&self) -> Result<(), String> {
-        let r = match self.dialect {
-            Dialect::Postgres => PgConnectOptions::from_str(&self.url).map(drop),
-            Dialect::MySql => MySqlConnectOptions::from_str(&self.url).map(drop),
-            Dialect::Sqlite => SqliteConnectOptions::from_str(&self.url).map(drop),
-        };
-        r.map_err(|e| format!("not a valid {} URL ({e})", self.dialect.name()))
-    }
-}
-
-/// The URL with its password (user-info and any `password=` parameter) replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let mut out = match head.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            let authority = match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{user}:***@{host}"),
-                    None => format!("{userinfo}@{host}"),
-                },
-                None => authority.to_string(),
-            };
-            format!("{scheme}://{authority}{path}")
-        }
-        None => head.to_string(),
-    };
-    if let Some(q) = query {
-        let pairs: Vec<String> = q
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
-                _ => pair.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&pairs.join("&"));
-    }
-    out
-}
 
 /// One pool per backend.
 enum Pool {
@@ -698,72 +532,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dialect_comes_from_the_scheme() {
-        assert_eq!(
-            Dialect::from_url("postgres://u@h/db"),
-            Some(Dialect::Postgres)
-        );
-        assert_eq!(
-            Dialect::from_url("PostgreSQL://u@h/db"),
-            Some(Dialect::Postgres)
-        );
-        assert_eq!(Dialect::from_url("mysql://u@h/db"), Some(Dialect::MySql));
-        assert_eq!(Dialect::from_url("mariadb://u@h/db"), Some(Dialect::MySql));
-        assert_eq!(
-            Dialect::from_url("sqlite:///var/lib/users.db"),
-            Some(Dialect::Sqlite)
-        );
-        assert_eq!(Dialect::from_url("sqlite:users.db"), Some(Dialect::Sqlite));
-        assert_eq!(Dialect::from_url("http://h/"), None);
-        assert_eq!(Dialect::from_url("no scheme"), None);
-    }
-
-    #[test]
-    fn default_queries_have_one_parameter_and_the_three_columns() {
-        for d in [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite] {
-            let q = d.default_query();
-            for col in RESERVED_COLUMNS {
-                assert!(q.contains(&format!("AS {col}")), "{d:?}: {col}");
-            }
-            assert!(q.contains("NormalizedUserName"), "{d:?}");
-            assert!(q.contains("LockoutEnd") && q.contains("Activo"), "{d:?}");
-        }
-        assert!(POSTGRES_DEFAULT_QUERY.ends_with("= $1"));
-        assert!(MYSQL_DEFAULT_QUERY.ends_with("= ?"));
-        assert!(SQLITE_DEFAULT_QUERY.ends_with("= ?"));
-    }
-
-    #[test]
-    fn passwords_never_show() {
-        assert_eq!(
-            redact_url("postgres://gw:s3cret@db:5432/app?sslmode=require"),
-            "postgres://gw:***@db:5432/app?sslmode=require"
-        );
-        assert_eq!(
-            redact_url("mysql://root@127.0.0.1:3306/test"),
-            "mysql://root@127.0.0.1:3306/test"
-        );
-        assert_eq!(
-            redact_url("postgres://h/db?user=gw&password=s3cret"),
-            "postgres://h/db?user=gw&password=***"
-        );
-        assert_eq!(redact_url("mysql://u:p%40ss@h"), "mysql://u:***@h");
-        assert_eq!(redact_url("sqlite:///tmp/u.db"), "sqlite:///tmp/u.db");
+    fn describe_never_shows_the_password() {
         let s = SqlSettings::new("postgres://gw:s3cret@db/app").unwrap();
-        assert!(!format!("{s:?}").contains("s3cret"));
         assert!(!SqlStore::new(s).describe().contains("s3cret"));
-    }
-
-    #[test]
-    fn dummy_kinds_by_name() {
-        assert_eq!(parse_dummy_kind("aspnet-v3"), Some(DummyKind::AspNetV3Net7));
-        assert_eq!(
-            parse_dummy_kind("aspnet-v3-sha256"),
-            Some(DummyKind::AspNetV3Net6)
-        );
-        assert_eq!(parse_dummy_kind("aspnet-v2"), Some(DummyKind::AspNetV2));
-        assert_eq!(parse_dummy_kind("argon2id"), Some(DummyKind::Argon2id));
-        assert_eq!(parse_dummy_kind("md5"), None);
     }
 
     /// A SQLite file with an ASP.NET Identity-shaped table.

@@ -1,0 +1,243 @@
+//! `[[routes]]`: path prefixes (optionally per host) and the upstream each one forwards to.
+
+use super::file::RouteFile;
+use super::value::{dur, http_url, resolve};
+use super::ConfigError;
+use crate::defaults;
+use crate::protocol::path::normalise;
+use http::uri::{Authority, Scheme};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// One validated route.
+#[derive(Clone, Debug)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Normalised prefix: starts with `/`, no trailing slash except for `/` itself.
+    pub prefix: String,
+    /// Lower-case host without port, if the route is host-specific.
+    pub host: Option<String>,
+    pub upstream: Upstream,
+    pub public: bool,
+    /// What replaces the matched prefix when forwarding (None: path kept as is).
+    pub rewrite_prefix: Option<String>,
+    pub preserve_host: bool,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    /// CA bundle that signs an https upstream's certificate (default: the public web PKI roots).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A parsed upstream base URL.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Base path without trailing slash ("" for none).
+    pub base_path: String,
+    pub url: String,
+}
+
+/// Validates every route; two routes may not share both prefix and host.
+pub(super) fn validate_routes(
+    routes: Vec<RouteFile>,
+    base: &Path,
+) -> Result<Vec<RouteConfig>, ConfigError> {
+    let mut out: Vec<RouteConfig> = Vec::with_capacity(routes.len());
+    for (i, r) in routes.into_iter().enumerate() {
+        let route = validate_route(i, r, base)?;
+        if let Some(other) = out
+            .iter()
+            .find(|o| o.prefix == route.prefix && o.host == route.host)
+        {
+            return Err(ConfigError::invalid(
+                format!("routes[{i}].prefix"),
+                format!(
+                    "overlaps route {:?}: same prefix {:?} and host {:?}",
+                    other.name,
+                    route.prefix,
+                    route.host.as_deref().unwrap_or("(any)")
+                ),
+            ));
+        }
+        out.push(route);
+    }
+    Ok(out)
+}
+
+/// Validates route `i` on its own.
+fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, ConfigError> {
+    let key = |k: &str| format!("routes[{i}].{k}");
+    let prefix_raw = r
+        .prefix
+        .ok_or_else(|| ConfigError::invalid(key("prefix"), "required (e.g. \"/\" or \"/api\")"))?;
+    let prefix = normalise_prefix(&prefix_raw)
+        .ok_or_else(|| ConfigError::invalid(key("prefix"), format!("{prefix_raw:?} must be a normalised path starting with / (no . or .. segments, no //, no query)")))?;
+    let upstream_text = r.upstream.ok_or_else(|| {
+        ConfigError::invalid(key("upstream"), "required (e.g. \"http://127.0.0.1:9000\")")
+    })?;
+    let upstream = parse_upstream(&upstream_text).map_err(|reason| {
+        ConfigError::invalid(key("upstream"), format!("{upstream_text:?}: {reason}"))
+    })?;
+    let host = match r.host {
+        None => None,
+        Some(h) => {
+            let h = h.to_ascii_lowercase();
+            if h.is_empty() || Authority::from_str(&h).is_err() || h.contains(':') {
+                return Err(ConfigError::invalid(
+                    key("host"),
+                    format!("{h:?} is not a host name (without port)"),
+                ));
+            }
+            Some(h)
+        }
+    };
+    let rewrite_prefix = match (r.strip_prefix, r.rewrite_prefix) {
+        (true, Some(_)) => {
+            return Err(ConfigError::invalid(
+                key("rewrite_prefix"),
+                "set strip_prefix or rewrite_prefix, not both",
+            ))
+        }
+        (true, None) => Some(String::new()),
+        (false, Some(p)) => {
+            if !p.starts_with('/') || p.contains(['?', '#']) {
+                return Err(ConfigError::invalid(
+                    key("rewrite_prefix"),
+                    format!("{p:?} must start with /"),
+                ));
+            }
+            Some(p.trim_end_matches('/').to_string())
+        }
+        (false, None) => None,
+    };
+    let ca_file = match r.ca_file {
+        None => None,
+        Some(p) => {
+            let p = resolve(base, &p);
+            if !p.is_file() {
+                return Err(ConfigError::invalid(
+                    key("ca_file"),
+                    format!("{}: file not found", p.display()),
+                ));
+            }
+            Some(p)
+        }
+    };
+    Ok(RouteConfig {
+        name: r.name.unwrap_or_else(|| format!("route{i}")),
+        prefix,
+        host,
+        upstream,
+        public: r.public,
+        rewrite_prefix,
+        preserve_host: r.preserve_host.unwrap_or(true),
+        connect_timeout: dur(r.connect_timeout, defaults::UPSTREAM_CONNECT_TIMEOUT),
+        timeout: dur(r.timeout, defaults::UPSTREAM_TIMEOUT),
+        ca_file,
+    })
+}
+
+/// A route prefix in the same normal form as request paths, or None if it is not one.
+fn normalise_prefix(p: &str) -> Option<String> {
+    if !p.starts_with('/') || p.contains(['?', '#', '%', '\\']) {
+        return None;
+    }
+    let trimmed = if p.len() > 1 {
+        p.trim_end_matches('/')
+    } else {
+        p
+    };
+    let normal = normalise(trimmed).ok()?;
+    (normal == trimmed || (trimmed.is_empty() && normal == "/")).then(|| {
+        if trimmed.is_empty() {
+            "/".to_string()
+        } else {
+            normal
+        }
+    })
+}
+
+/// An upstream base URL: an absolute http(s) URL with a valid port and no credentials, query or fragment.
+fn parse_upstream(text: &str) -> Result<Upstream, String> {
+    let url = http_url(text)?;
+    Ok(Upstream {
+        scheme: url.scheme,
+        authority: url.authority,
+        base_path: url.path.trim_end_matches('/').to_string(),
+        url: text.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{err, with_routes};
+    use super::super::Config;
+
+    fn upstream_err(upstream: &str) -> String {
+        err(&with_routes(&format!(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"{upstream}\"\n"
+        )))
+    }
+
+    #[test]
+    fn bad_upstream_names_its_route() {
+        for bad in [
+            "ftp://x",
+            "not a url",
+            "http://127.0.0.1:notaport",
+            "http://127.0.0.1:0",
+            "http://127.0.0.1:70000",
+            "http://user:pw@127.0.0.1:9",
+            "http://127.0.0.1:9/?q=1",
+            "http://127.0.0.1:9/#frag",
+            "http://:9",
+            "/relative",
+        ] {
+            let e = upstream_err(bad);
+            assert!(e.starts_with("routes[0].upstream:"), "{bad}: {e}");
+        }
+        let e = upstream_err("http://127.0.0.1:notaport");
+        assert!(e.contains("notaport") && e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn good_upstream_keeps_its_base_path() {
+        let c = Config::from_toml(&with_routes(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"https://[::1]:8443/base/\"\n",
+        ))
+        .unwrap();
+        let u = &c.routes[0].upstream;
+        assert_eq!(u.scheme, http::uri::Scheme::HTTPS);
+        assert_eq!(u.authority.as_str(), "[::1]:8443");
+        assert_eq!(u.base_path, "/base");
+    }
+
+    #[test]
+    fn overlapping_routes_are_refused() {
+        let e = err(&with_routes(
+            "[[routes]]\nprefix = \"/api\"\nupstream = \"http://a\"\n[[routes]]\nprefix = \"/api/\"\nupstream = \"http://b\"\n",
+        ));
+        assert!(
+            e.starts_with("routes[1].prefix:") && e.contains("overlaps"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn same_prefix_on_different_hosts_is_fine() {
+        Config::from_toml(&with_routes(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"http://a\"\n[[routes]]\nprefix = \"/\"\nhost = \"b.example\"\nupstream = \"http://b\"\n",
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn unnormalised_prefix_is_refused() {
+        let e = err(&with_routes(
+            "[[routes]]\nprefix = \"/a/../b\"\nupstream = \"http://a\"\n",
+        ));
+        assert!(e.starts_with("routes[0].prefix:"), "{e}");
+    }
+}

@@ -1,0 +1,46 @@
+//! The fixed hop-by-hop header list (RFC 9110 §7.6.1; RFC 2616 §13.5.1 with erratum 4522).
+//!
+//! These fields describe one connection, never the end-to-end message, so a proxy drops them and
+//! configuration must not use them to carry identity.
+
+use http::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::HeaderName;
+
+/// The fixed hop-by-hop fields (not counting those a `Connection` header names).
+pub static HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("proxy-authenticate"),
+    HeaderName::from_static("proxy-authorization"),
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
+
+/// True for the fixed hop-by-hop fields (not counting those a `Connection` header names).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.iter().any(|h| h == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_list_is_exact() {
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "upgrade",
+        ] {
+            assert!(is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+        }
+        for name in ["host", "authorization", "x-auth-user", "content-length"] {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+        }
+    }
+}
