@@ -211,6 +211,7 @@ impl Gateway {
                     hop,
                     identity_cfg: &state.identity,
                     identity_names: &state.identity_names,
+                    untrusted_names: &state.untrusted_names,
                     identity: identity.as_ref(),
                 };
                 let sent = Instant::now();

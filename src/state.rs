@@ -28,8 +28,10 @@ pub struct State {
     pub clients: Vec<UpstreamClient>,
     pub verifier: TokenVerifier,
     pub identity: IdentityConfig,
-    /// Every header name that carries identity, stripped from client requests.
+    /// Every header name that carries identity or overrides the target, stripped from every request.
     pub identity_names: Vec<HeaderName>,
+    /// Header names stripped from untrusted peers' requests (client address claims).
+    pub untrusted_names: Vec<HeaderName>,
     pub max_token_bytes: usize,
     pub trusted_proxies: Vec<IpNet>,
     pub cors: Cors,
@@ -115,6 +117,10 @@ impl State {
             config.identity.name_header.clone(),
         ];
         identity_names.extend(config.identity.claims.iter().map(|(_, h)| h.clone()));
+        identity_names.extend(crate::forward::headers::ALWAYS_STRIPPED.iter().cloned());
+        identity_names.extend(config.identity.strip_headers.iter().cloned());
+        let mut untrusted_names = crate::forward::headers::UNTRUSTED_STRIPPED.to_vec();
+        untrusted_names.extend(config.identity.strip_untrusted_headers.iter().cloned());
         let login_path = config.login.enabled.then_some(config.login.path.as_str());
         let jwks = crate::auth::jwks::document(&config.auth)
             .map_err(StateError::Login)?
@@ -163,6 +169,7 @@ impl State {
             verifier: TokenVerifier::for_identity(&config.auth, &config.identity),
             identity: config.identity.clone(),
             identity_names,
+            untrusted_names,
             max_token_bytes: config.auth.max_token_bytes,
             trusted_proxies: config.server.trusted_proxies.clone(),
             cors: Cors::new(&config.cors),

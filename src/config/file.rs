@@ -97,6 +97,10 @@ pub struct IdentityFile {
     /// claim name → header name, for extra claims passed upstream.
     pub claims: BTreeMap<String, String>,
     pub forward_authorization: Option<bool>,
+    /// More headers removed from every request, whoever sent it.
+    pub strip_headers: Vec<String>,
+    /// More headers removed from requests of untrusted peers, kept from trusted proxies.
+    pub strip_untrusted_headers: Vec<String>,
 }
 
 /// `[cors]`: browser origins allowed to call the gateway.
@@ -194,6 +198,7 @@ pub struct RouteFile {
     pub strip_prefix: bool,
     pub rewrite_prefix: Option<String>,
     pub preserve_host: Option<bool>,
+    pub forward_authorization: Option<bool>,
     pub connect_timeout: Option<Dur>,
     pub timeout: Option<Dur>,
     pub ca_file: Option<PathBuf>,

@@ -5,6 +5,7 @@ use super::value::header_name;
 use super::ConfigError;
 use crate::defaults;
 use http::HeaderName;
+use std::str::FromStr;
 
 /// Identity headers set for the upstream.
 #[derive(Clone, Debug)]
@@ -13,7 +14,12 @@ pub struct IdentityConfig {
     pub name_header: HeaderName,
     /// (claim, header) pairs for extra claims.
     pub claims: Vec<(String, HeaderName)>,
+    /// Global switch: false never forwards the client's `Authorization` (routes decide when true).
     pub forward_authorization: bool,
+    /// Configured additions to the headers stripped from every request.
+    pub strip_headers: Vec<HeaderName>,
+    /// Configured additions to the headers stripped from untrusted peers' requests.
+    pub strip_untrusted_headers: Vec<HeaderName>,
 }
 
 /// Validates `[identity]`: every header must be one that can carry identity end to end.
@@ -36,7 +42,24 @@ pub(super) fn validate_identity(i: IdentityFile) -> Result<IdentityConfig, Confi
         name_header,
         claims,
         forward_authorization: i.forward_authorization.unwrap_or(true),
+        strip_headers: names("identity.strip_headers", &i.strip_headers)?,
+        strip_untrusted_headers: names(
+            "identity.strip_untrusted_headers",
+            &i.strip_untrusted_headers,
+        )?,
     })
+}
+
+/// Header names of a strip list; the key names the entry that is not one.
+fn names(key: &str, list: &[String]) -> Result<Vec<HeaderName>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(n, v)| {
+            HeaderName::from_str(v).map_err(|_| {
+                ConfigError::invalid(format!("{key}[{n}]"), format!("{v:?} is not a header name"))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -49,5 +72,13 @@ mod tests {
             "[auth]\nsecret = \"{SECRET}\"\n[identity]\nuser_header = \"Connection\"\n"
         ));
         assert!(e.starts_with("identity.user_header:"), "{e}");
+    }
+
+    #[test]
+    fn strip_lists_name_a_bad_entry() {
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\n[identity]\nstrip_untrusted_headers = [\"X-Ok\", \"bad header\"]\n"
+        ));
+        assert!(e.starts_with("identity.strip_untrusted_headers[1]:"), "{e}");
     }
 }

@@ -23,6 +23,9 @@ pub struct RouteConfig {
     /// What replaces the matched prefix when forwarding (None: path kept as is).
     pub rewrite_prefix: Option<String>,
     pub preserve_host: bool,
+    /// Pass the client's `Authorization` upstream (default: on protected routes only, so a public
+    /// backend never sees a caller's token).
+    pub forward_authorization: bool,
     pub connect_timeout: Duration,
     pub timeout: Duration,
     /// CA bundle that signs an https upstream's certificate (default: the public web PKI roots).
@@ -133,6 +136,7 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
         public: r.public,
         rewrite_prefix,
         preserve_host: r.preserve_host.unwrap_or(true),
+        forward_authorization: r.forward_authorization.unwrap_or(!r.public),
         connect_timeout: dur(r.connect_timeout, defaults::UPSTREAM_CONNECT_TIMEOUT),
         timeout: dur(r.timeout, defaults::UPSTREAM_TIMEOUT),
         ca_file,

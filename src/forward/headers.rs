@@ -89,6 +89,34 @@ pub fn same_header(sent: &str, ours: &str) -> bool {
             .all(|(a, b)| fold(a) == fold(b))
 }
 
+/// Headers that name a user or override the request's target for some backend or framework (IIS URL
+/// Rewrite and PHP frameworks route by `X-Original-URL`/`X-Rewrite-URL`; `Remote-User` and the
+/// oauth2-proxy-style `X-Forwarded-User/Email/…` are read as an authenticated identity). Only the gateway
+/// speaks for the caller, so they are removed from every request, whoever sent it (a trusted load balancer
+/// passes its clients' headers through).
+pub static ALWAYS_STRIPPED: [HeaderName; 8] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("remote-user"),
+    HeaderName::from_static("x-remote-user"),
+    HeaderName::from_static("x-forwarded-user"),
+    HeaderName::from_static("x-forwarded-email"),
+    HeaderName::from_static("x-forwarded-preferred-username"),
+    HeaderName::from_static("x-forwarded-groups"),
+];
+
+/// Headers that claim the client's address or the public URL's shape. Believable from a trusted proxy
+/// (which set them), forged from anyone else.
+pub static UNTRUSTED_STRIPPED: [HeaderName; 7] = [
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("cf-connecting-ip"),
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("x-cluster-client-ip"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-server"),
+];
+
 /// Removes every client-sent copy of the given identity headers, whatever their spelling.
 pub fn strip_identity(headers: &mut HeaderMap, identity: &[HeaderName]) {
     let doomed: Vec<HeaderName> = headers

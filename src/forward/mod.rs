@@ -67,6 +67,8 @@ pub struct Outbound<'a> {
     pub identity_cfg: &'a IdentityConfig,
     /// Every identity header name, stripped from what the client sent.
     pub identity_names: &'a [http::HeaderName],
+    /// Header names stripped when the peer is not a trusted proxy.
+    pub untrusted_names: &'a [http::HeaderName],
     /// The caller, on protected routes.
     pub identity: Option<&'a Identity>,
 }
@@ -109,7 +111,10 @@ pub async fn forward(
     let h = &mut parts.headers;
     headers::remove_hop_by_hop(h, upgrade);
     headers::strip_identity(h, out.identity_names);
-    if !out.identity_cfg.forward_authorization {
+    if !out.hop.trusted {
+        headers::strip_identity(h, out.untrusted_names);
+    }
+    if !(out.identity_cfg.forward_authorization && route.forward_authorization) {
         h.remove(http::header::AUTHORIZATION);
     }
     headers::set_forwarded(h, &out.hop);
