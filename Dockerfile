@@ -3,9 +3,11 @@
 # The steps mirror the README: `cargo build --release --locked`, then `gateway serve --config …`.
 #
 #   docker build -t gateway .
-#   docker run -p 8080:8080 \
-#     -v "$PWD/gateway.toml:/etc/gateway/gateway.toml:ro" -v "$PWD/certs:/etc/gateway/certs:ro" \
-#     -v "$PWD/secrets:/run/secrets:ro" -e GATEWAY_AUTH__SECRET_FILE=/run/secrets/jwt gateway
+#   docker run -p 8080:8080 -v "$PWD/secrets:/run/secrets:ro" -v "$PWD/users:/etc/gateway/users:ro" \
+#     -e GATEWAY_ROUTES='[{prefix="/", upstream="http://backend:8080"}]' gateway
+#
+# The image carries deploy/container/gateway.toml: no secret, no user (the repository's gateway.toml and
+# users.toml are development fixtures and stay out). secrets/ holds jwt_secret and turnstile_secret.
 
 FROM rust:1.95-slim-bookworm AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -23,11 +25,10 @@ RUN apt-get update \
     && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin gateway \
     && mkdir -p /etc/gateway/certs
 COPY --from=build /src/target/release/gateway /usr/local/bin/gateway
-COPY gateway.toml users.toml /etc/gateway/
+COPY deploy/container/gateway.toml /etc/gateway/gateway.toml
 WORKDIR /etc/gateway
-# Listen on all interfaces inside the container; metrics/health stay on loopback unless mapped explicitly.
+# The config listens on all interfaces inside the container; metrics/health stay on loopback.
 ENV GATEWAY_CONFIG=/etc/gateway/gateway.toml \
-    GATEWAY_SERVER__LISTEN=0.0.0.0:8080 \
     GATEWAY_LOG_FORMAT=json
 USER 10001
 EXPOSE 8080
