@@ -47,19 +47,77 @@ pub async fn collect_limited(
     }
 }
 
-/// A client's request body being forwarded; `broken()` tells whether reading it failed.
+/// The first bytes of a request body, read before anything is sent upstream.
+#[derive(Debug, Default)]
+pub struct Prefix {
+    /// The data read so far.
+    pub data: Bytes,
+    /// The body's trailers, when they arrived within the prefix.
+    pub trailers: Option<http::HeaderMap>,
+    /// True when the whole body (and its trailers, if any) is in the prefix.
+    pub complete: bool,
+}
+
+/// Reads `body` until it ends or at least `limit` bytes have arrived. A body that breaks on the way is an
+/// error (`BodyError::Read`), so nothing of it needs to reach an upstream; the caller bounds the time.
+pub async fn read_prefix(body: &mut Incoming, limit: usize) -> Result<Prefix, BodyError> {
+    let mut data = bytes::BytesMut::new();
+    loop {
+        if data.len() >= limit {
+            return Ok(Prefix {
+                data: data.freeze(),
+                trailers: None,
+                complete: false,
+            });
+        }
+        match body.frame().await {
+            None => {
+                return Ok(Prefix {
+                    data: data.freeze(),
+                    trailers: None,
+                    complete: true,
+                })
+            }
+            Some(Err(e)) => return Err(BodyError::Read(e.to_string())),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(chunk) => data.extend_from_slice(&chunk),
+                // Trailers end a body.
+                Err(frame) => {
+                    return Ok(Prefix {
+                        data: data.freeze(),
+                        trailers: frame.into_trailers().ok(),
+                        complete: true,
+                    })
+                }
+            },
+        }
+    }
+}
+
+/// A client's request body being forwarded (a prefix read ahead, then the rest as it streams);
+/// `broken()` tells whether reading it failed.
 pub struct ClientBody {
-    inner: Incoming,
+    prefix: Bytes,
+    trailers: Option<http::HeaderMap>,
+    /// The rest of the client's stream; None when the prefix holds the whole body.
+    inner: Option<Incoming>,
     broken: Arc<AtomicBool>,
 }
 
 impl ClientBody {
     /// Wraps a body; the returned flag turns true if the client's stream errors.
     pub fn new(inner: Incoming) -> (ClientBody, Arc<AtomicBool>) {
+        Self::with_prefix(Prefix::default(), inner)
+    }
+
+    /// A body whose first bytes were already read into `prefix`; `rest` is not polled when it is complete.
+    pub fn with_prefix(prefix: Prefix, rest: Incoming) -> (ClientBody, Arc<AtomicBool>) {
         let broken = Arc::new(AtomicBool::new(false));
         (
             ClientBody {
-                inner,
+                prefix: prefix.data,
+                trailers: prefix.trailers,
+                inner: (!prefix.complete).then_some(rest),
                 broken: broken.clone(),
             },
             broken,
@@ -75,7 +133,17 @@ impl Body for ClientBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if !self.prefix.is_empty() {
+            let data = std::mem::take(&mut self.prefix);
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if let Some(trailers) = self.trailers.take() {
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let r = Pin::new(inner).poll_frame(cx);
         if let Poll::Ready(Some(Err(_))) = &r {
             self.broken.store(true, Ordering::Relaxed);
         }
@@ -83,11 +151,25 @@ impl Body for ClientBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.prefix.is_empty()
+            && self.trailers.is_none()
+            && self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let ahead = self.prefix.len() as u64;
+        match &self.inner {
+            None => SizeHint::with_exact(ahead),
+            Some(inner) => {
+                let rest = inner.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower() + ahead);
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper + ahead);
+                }
+                hint
+            }
+        }
     }
 }
 

@@ -54,6 +54,12 @@ pub const NAME_HEADER: &str = "X-Auth-Name";
 /// Browsers cache a preflight answer this long (Chrome caps it at 2 h).
 pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 
+/// Request-body bytes read before anything is sent upstream, so a body that breaks or stalls early never
+/// reaches a legacy backend (and slow-body clients do not hold its threads); 0 streams everything.
+pub const REQUEST_BUFFER_BYTES: usize = 64 * 1024;
+/// Time a client gets to send that first part of its body (the whole body when it is shorter) → 408.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Path the gateway answers logins on, as the original API.
 pub const LOGIN_PATH: &str = "/api/Auth";
 /// Largest login body read; a real one is < 3 KiB (a Turnstile token is at most 2048 characters).

@@ -105,6 +105,9 @@ impl GatewayError {
             GatewayError::Upstream(UpstreamError::ClientBody) => {
                 response::empty(StatusCode::BAD_REQUEST)
             }
+            GatewayError::Upstream(UpstreamError::ClientBodyTimeout) => {
+                response::empty(StatusCode::REQUEST_TIMEOUT)
+            }
             GatewayError::Upstream(UpstreamError::ConnectTimeout | UpstreamError::Timeout) => {
                 response::text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
             }
@@ -208,6 +211,7 @@ mod tests {
         );
         assert_eq!(status(UpstreamError::Timeout.into()).0, 504);
         assert_eq!(status(UpstreamError::ClientBody.into()).0, 400);
+        assert_eq!(status(UpstreamError::ClientBodyTimeout.into()).0, 408);
         assert_eq!(status(UpstreamError::ConnectTimeout.into()).0, 504);
         assert_eq!(status(LoginError::BadJson.into()).0, 400);
         assert_eq!(status(LoginError::BadContentType.into()).0, 400);

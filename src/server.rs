@@ -77,8 +77,11 @@ impl Gateway {
             Ok(r) => r,
             Err(e) => {
                 match &e {
-                    GatewayError::Upstream(crate::forward::UpstreamError::ClientBody) => {
-                        tracing::debug!(request_id = ?request_id, peer = %conn.peer, %method, "client request body broke")
+                    GatewayError::Upstream(
+                        u @ (crate::forward::UpstreamError::ClientBody
+                        | crate::forward::UpstreamError::ClientBodyTimeout),
+                    ) => {
+                        tracing::debug!(request_id = ?request_id, peer = %conn.peer, %method, error = %u, "client request body broke or stalled")
                     }
                     GatewayError::Upstream(u) => {
                         state
@@ -212,6 +215,7 @@ impl Gateway {
                     identity_cfg: &state.identity,
                     identity_names: &state.identity_names,
                     untrusted_names: &state.untrusted_names,
+                    body_timeout: state.config.server.body_timeout,
                     identity: identity.as_ref(),
                 };
                 let sent = Instant::now();

@@ -26,6 +26,8 @@ pub struct RouteConfig {
     /// Pass the client's `Authorization` upstream (default: on protected routes only, so a public
     /// backend never sees a caller's token).
     pub forward_authorization: bool,
+    /// Body bytes read before forwarding (0: stream from the first byte).
+    pub request_buffer_bytes: usize,
     pub connect_timeout: Duration,
     pub timeout: Duration,
     /// CA bundle that signs an https upstream's certificate (default: the public web PKI roots).
@@ -137,6 +139,9 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
         rewrite_prefix,
         preserve_host: r.preserve_host.unwrap_or(true),
         forward_authorization: r.forward_authorization.unwrap_or(!r.public),
+        request_buffer_bytes: r
+            .request_buffer_bytes
+            .unwrap_or(defaults::REQUEST_BUFFER_BYTES),
         connect_timeout: dur(r.connect_timeout, defaults::UPSTREAM_CONNECT_TIMEOUT),
         timeout: dur(r.timeout, defaults::UPSTREAM_TIMEOUT),
         ca_file,

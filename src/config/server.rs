@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub drain_timeout: Duration,
+    /// Time to send the buffered first part of a request body (`routes[].request_buffer_bytes`) → 408.
+    pub body_timeout: Duration,
     pub h2_max_concurrent_streams: u32,
     pub trusted_proxies: Vec<IpNet>,
     pub tls: Option<TlsConfig>,
@@ -76,6 +78,7 @@ pub(super) fn validate_server(s: ServerFile, base: &Path) -> Result<ServerConfig
         idle_timeout: dur(s.idle_timeout, defaults::IDLE_TIMEOUT),
         max_connections,
         drain_timeout: dur(s.drain_timeout, defaults::DRAIN_TIMEOUT),
+        body_timeout: dur(s.body_timeout, defaults::BODY_TIMEOUT),
         h2_max_concurrent_streams,
         trusted_proxies,
         tls,

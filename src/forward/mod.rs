@@ -9,7 +9,7 @@ pub mod headers;
 pub mod upgrade;
 
 use crate::auth::Identity;
-use crate::body::ResBody;
+use crate::body::{Prefix, ResBody};
 use crate::config::{IdentityConfig, RouteConfig};
 use crate::protocol::identity;
 use client::UpstreamClient;
@@ -39,6 +39,10 @@ pub enum UpstreamError {
     /// fault, answered 400, not blamed on the upstream.
     #[error("client request body broke while forwarding")]
     ClientBody,
+    /// The first part of the client's body did not arrive within `server.body_timeout`; nothing was sent
+    /// upstream (408).
+    #[error("client request body too slow")]
+    ClientBodyTimeout,
     /// The request could not be turned into an upstream request (bad path characters).
     #[error("bad upstream request: {0}")]
     BadRequest(String),
@@ -54,6 +58,7 @@ impl UpstreamError {
             UpstreamError::Protocol(_) => "protocol",
             UpstreamError::BadRequest(_) => "bad_request",
             UpstreamError::ClientBody => "client_body",
+            UpstreamError::ClientBodyTimeout => "client_body_timeout",
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct Outbound<'a> {
     pub untrusted_names: &'a [http::HeaderName],
     /// The caller, on protected routes.
     pub identity: Option<&'a Identity>,
+    /// Time the client gets to send the buffered part of its body.
+    pub body_timeout: std::time::Duration,
 }
 
 /// Sends `req` upstream and returns the upstream's response, ready for the client.
@@ -86,8 +93,21 @@ pub async fn forward(
     };
     let upgrade_host = req.extensions_mut().remove::<upgrade::UpgradeHost>();
 
-    let (mut parts, body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
     let route = out.route;
+    // Read the body's first part before anything goes upstream: a body that breaks or stalls here never
+    // reaches the backend, and a short one is sent whole, with its length.
+    let prefix =
+        if upgrade || route.request_buffer_bytes == 0 || http_body::Body::is_end_stream(&body) {
+            Prefix::default()
+        } else {
+            let read = crate::body::read_prefix(&mut body, route.request_buffer_bytes);
+            match tokio::time::timeout(out.body_timeout, read).await {
+                Err(_) => return Err(UpstreamError::ClientBodyTimeout),
+                Ok(Err(_)) => return Err(UpstreamError::ClientBody),
+                Ok(Ok(prefix)) => prefix,
+            }
+        };
     let mut pq = String::with_capacity(
         out.upstream_path.len() + parts.uri.query().map_or(0, |q| q.len() + 1),
     );
@@ -132,8 +152,14 @@ pub async fn forward(
     if let Some(id) = out.identity {
         set_identity(h, out.identity_cfg, id)?;
     }
+    if prefix.complete && prefix.trailers.is_none() {
+        h.insert(
+            http::header::CONTENT_LENGTH,
+            HeaderValue::from(prefix.data.len()),
+        );
+    }
 
-    let (body, client_broke) = crate::body::ClientBody::new(body);
+    let (body, client_broke) = crate::body::ClientBody::with_prefix(prefix, body);
     let upstream_req = Request::from_parts(parts, body);
     let response = match tokio::time::timeout(route.timeout, out.client.request(upstream_req)).await
     {
