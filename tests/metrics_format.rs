@@ -12,9 +12,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::Command;
-use support::turnstile::FakeTurnstile;
-use support::upstream::Upstream;
-use support::{client, route, tokens, user, TestGateway, UsersFile};
+use support::metrics::MetricsScene;
+use support::{client, tokens, TestGateway};
 
 const PASSWORD: &str = "metrics-format-password-FIXTURE";
 
@@ -252,17 +251,13 @@ fn check_families(format: &str, fams: &BTreeMap<String, Family>) {
 
 #[tokio::test]
 async fn metrics_are_served_in_the_format_their_content_type_names() {
-    let up = Upstream::echo().await;
-    let hash = gateway::credentials::hash_password(PASSWORD, &Default::default()).unwrap();
-    let users = UsersFile::new(&user("jdoe", &hash, true));
-    let fake = FakeTurnstile::start().await;
-    let dead = Upstream::refusing().await;
-    let routes = format!(
-        "{}{}",
-        route("/", &up.url(), "name = \"app\""),
-        route("/dead", &dead, "name = \"dead\"")
-    );
-    let gw = TestGateway::start(&[&users.login_toml(&fake.url()), &routes]).await;
+    // Bound, not `..`: the upstream and the users file must live as long as the gateway.
+    let MetricsScene {
+        gw,
+        fake,
+        up: _up,
+        users: _users,
+    } = MetricsScene::start(PASSWORD).await;
 
     // Known traffic: three 200s, two 401s, one 502 (upstream refuses), one login that succeeds, one with a
     // wrong password, one with a captcha siteverify rejects.

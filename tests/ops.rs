@@ -6,7 +6,7 @@ use serde_json::json;
 use std::time::Duration;
 use support::fixtures::{argon2, captcha};
 use support::http::{get_status, login_body, token_of};
-use support::metrics::{sample, scrape};
+use support::metrics::{sample, scrape, MetricsScene};
 use support::process::{write_config as config_file, GatewayProcess};
 use support::turnstile::FakeTurnstile;
 use support::upstream::Upstream;
@@ -33,16 +33,13 @@ async fn post_status(c: &reqwest::Client, url: String, body: &serde_json::Value)
 
 #[tokio::test]
 async fn metrics_count_known_traffic() {
-    let up = Upstream::echo().await;
-    let dead = Upstream::refusing().await;
-    let users = UsersFile::new(&user("jdoe", &argon2(PASSWORD), true));
-    let fake = FakeTurnstile::start().await;
-    let routes = format!(
-        "{}{}",
-        route("/", &up.url(), "name = \"app\""),
-        route("/dead", &dead, "name = \"dead\"")
-    );
-    let gw = TestGateway::start(&[&users.login_toml(&fake.url()), &routes]).await;
+    // Bound, not `..`: the upstream and the users file must live as long as the gateway.
+    let MetricsScene {
+        gw,
+        fake,
+        up: _up,
+        users: _users,
+    } = MetricsScene::start(PASSWORD).await;
     let c = client();
     let token = tokens::valid("alice");
     for _ in 0..3 {
