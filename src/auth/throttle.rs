@@ -96,25 +96,7 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
     /// Takes one token for an attempt of `key`, or says how long until one is free. The token stays taken
     /// (a failure) unless [`Buckets::release`] gives it back.
     pub fn reserve(&self, key: &K) -> Result<(), Duration> {
-        let s = **self.settings.load();
-        if s.limit.max_failures == 0 {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if let Some(mut b) = self.map.get_mut(key) {
-            let tokens = s.refilled(&b, now);
-            if tokens < 1.0 {
-                let wait = Duration::from_secs_f64(((1.0 - tokens) / s.rate()).max(0.0));
-                return Err(wait.max(Duration::from_secs(1)));
-            }
-            *b = Bucket {
-                tokens: tokens - 1.0,
-                at: now,
-            };
-            return Ok(());
-        }
-        self.fail(key);
-        Ok(())
+        self.take(key, true)
     }
 
     /// Gives back a token [`Buckets::reserve`] took, when the attempt was not a failure.
@@ -132,29 +114,41 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
 
     /// Records a failure for `key`.
     pub fn fail(&self, key: &K) {
+        let _ = self.take(key, false);
+    }
+
+    /// Takes a token for `key` under its shard's lock (the entry API), so two attempts racing on one key
+    /// cannot both see the same count; with `refuse`, an empty bucket is left as it is and reported.
+    fn take(&self, key: &K, refuse: bool) -> Result<(), Duration> {
         let s = **self.settings.load();
         if s.limit.max_failures == 0 {
-            return;
+            return Ok(());
         }
         let now = Instant::now();
-        if let Some(mut b) = self.map.get_mut(key) {
-            let tokens = s.refilled(&b, now);
-            *b = Bucket {
-                tokens: (tokens - 1.0).max(0.0),
-                at: now,
-            };
-            return;
-        }
-        if self.map.len() >= s.max_entries {
+        // Room is made before the entry is locked: eviction walks every shard.
+        if self.map.len() >= s.max_entries && !self.map.contains_key(key) {
             self.make_room(now);
         }
-        self.map.insert(
-            key.clone(),
-            Bucket {
+        let mut outcome = Ok(());
+        self.map
+            .entry(key.clone())
+            .and_modify(|b| {
+                let tokens = s.refilled(b, now);
+                if refuse && tokens < 1.0 {
+                    let wait = Duration::from_secs_f64(((1.0 - tokens) / s.rate()).max(0.0));
+                    outcome = Err(wait.max(Duration::from_secs(1)));
+                } else {
+                    *b = Bucket {
+                        tokens: (tokens - 1.0).max(0.0),
+                        at: now,
+                    };
+                }
+            })
+            .or_insert(Bucket {
                 tokens: s.limit.max_failures as f64 - 1.0,
                 at: now,
-            },
-        );
+            });
+        outcome
     }
 
     /// Frees at least a tenth of the table, dropping the keys with the fewest recent failures first: a flood
