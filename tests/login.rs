@@ -375,7 +375,9 @@ async fn saturated_hash_pool_answers_503_and_proxied_traffic_flows() {
     let users = UsersFile::new(&user("jdoe", &hash, true));
     let fake = FakeTurnstile::start().await;
     let up = Upstream::echo().await;
-    let pool = "[login.hashing]\nmax_concurrent = 1\nmax_queue = 1\n";
+    // All twelve come from one address: let them past the per-address siteverify cap, to reach the pool.
+    let pool =
+        "[login.hashing]\nmax_concurrent = 1\nmax_queue = 1\n[login.turnstile]\nmax_per_ip = 64\n";
     let gw = TestGateway::start(&[
         &users.login_toml(&fake.url()),
         pool,
