@@ -182,6 +182,15 @@ mod tests {
     fn each_error_has_its_status() {
         assert_eq!(status(BadRequest::MissingHost.into()).0, 400);
         assert_eq!(status(BadRequest::Path(PathError::BadEscape).into()).0, 400);
+        for e in [
+            PathError::Parameters,
+            PathError::Cookieless,
+            PathError::TrailingDotOrSpace,
+            PathError::ShortName,
+            PathError::CaseFolding,
+        ] {
+            assert_eq!(status(BadRequest::Path(e).into()), (400, None), "{e}");
+        }
         assert_eq!(
             status(AuthError::Missing.into()),
             (401, Some("Bearer realm=\"gateway\"".into()))

@@ -185,6 +185,12 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             }
         );
     }
+    for (inner, outer) in gateway::config::nested_under_public(&config.routes) {
+        println!(
+            "warning: protected route {:?} ({}) is nested under public route {:?} ({}): legal, but a path the backend reads differently from the gateway would reach it as public; see README, Behaviour choices, Paths",
+            inner.name, inner.prefix, outer.name, outer.prefix
+        );
+    }
     if config.auth.dev_secret {
         println!(
             "WARNING: the development JWT secret is in use; set auth.secret / GATEWAY_AUTH__SECRET"

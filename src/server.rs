@@ -2,7 +2,8 @@
 //!
 //! `handle` cannot fail: it runs `try_handle` (the request path written with `?`), turns any
 //! `GatewayError` into its response, adds CORS headers and logs once. Stages in order:
-//! Host check → path normalisation → CORS preflight → routing → authentication → forwarding.
+//! Host check → path normalisation and screening → CORS preflight → routing (and the route's `;` parameter
+//! rule) → authentication → forwarding.
 
 use crate::auth::bearer;
 use crate::body::ResBody;
@@ -11,7 +12,7 @@ use crate::error::{BadRequest, GatewayError};
 use crate::forward::headers::Hop;
 use crate::forward::{self, Outbound};
 use crate::metrics::RouteName;
-use crate::protocol::path;
+use crate::protocol::path::{self, PathError};
 use crate::reload::Shared;
 use crate::routing::Routed;
 use crate::state::State;
@@ -134,6 +135,10 @@ impl Gateway {
     ) -> Result<Response<ResBody>, GatewayError> {
         let host = request_host(&req)?;
         let path = path::normalise(req.uri().path()).map_err(BadRequest::Path)?;
+        path::screen(&path).map_err(BadRequest::Path)?;
+        // Routes are chosen without `;` parameters; whether the path may carry them depends on the route.
+        let parameters = path::has_parameters(&path);
+        let refuse_parameters = || GatewayError::from(BadRequest::Path(PathError::Parameters));
         if origin_allowed && Cors::is_preflight(req.method(), req.headers()) {
             trace.route = Some(ROUTE_INTERNAL.clone());
             return Ok(state.cors.preflight());
@@ -146,6 +151,9 @@ impl Gateway {
         }
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
         match state.router.route(host_str, &path) {
+            Routed::Login | Routed::Jwks | Routed::NotFound if parameters => {
+                Err(refuse_parameters())
+            }
             Routed::Login => {
                 trace.route = Some(ROUTE_LOGIN.clone());
                 let Some(login) = &state.login else {
@@ -183,6 +191,10 @@ impl Gateway {
                 upstream_path,
             } => {
                 trace.route = Some(state.route_names[index].clone());
+                // Before authentication: the path is refused whoever asks.
+                if parameters && !route.allow_path_parameters {
+                    return Err(refuse_parameters());
+                }
                 let identity = if route.public {
                     None
                 } else {

@@ -204,6 +204,7 @@ pub struct RouteFile {
     pub connect_timeout: Option<Dur>,
     pub timeout: Option<Dur>,
     pub ca_file: Option<PathBuf>,
+    pub allow_path_parameters: bool,
 }
 
 /// A duration written as a human string (`"30s"`, `"5m"`, `"1h 30m"`).

@@ -4,7 +4,7 @@ use super::file::RouteFile;
 use super::value::{dur, http_url, resolve};
 use super::ConfigError;
 use crate::defaults;
-use crate::protocol::path::normalise;
+use crate::protocol::path::{has_parameters, normalise, screen};
 use http::uri::{Authority, Scheme};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -32,6 +32,9 @@ pub struct RouteConfig {
     pub timeout: Duration,
     /// CA bundle that signs an https upstream's certificate (default: the public web PKI roots).
     pub ca_file: Option<PathBuf>,
+    /// Accept `;` path parameters (Tomcat's `;jsessionid=`) in request paths; they are forwarded as sent.
+    /// Off: such a path is refused (400), since a Java backend reads `/api;/admin` as `/api/admin`.
+    pub allow_path_parameters: bool,
 }
 
 /// A parsed upstream base URL.
@@ -79,6 +82,19 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
         .ok_or_else(|| ConfigError::invalid(key("prefix"), "required (e.g. \"/\" or \"/api\")"))?;
     let prefix = normalise_prefix(&prefix_raw)
         .ok_or_else(|| ConfigError::invalid(key("prefix"), format!("{prefix_raw:?} must be a normalised path starting with / (no . or .. segments, no //, no query)")))?;
+    // A prefix no request path can take (requests are refused or routed without parameters) would never match.
+    if has_parameters(&prefix) {
+        return Err(ConfigError::invalid(
+            key("prefix"),
+            format!("{prefix:?}: no ; parameters (routes are matched without them)"),
+        ));
+    }
+    if let Err(e) = screen(&prefix) {
+        return Err(ConfigError::invalid(
+            key("prefix"),
+            format!("{prefix:?}: {e} (requests with such a path are refused)"),
+        ));
+    }
     let upstream_text = r.upstream.ok_or_else(|| {
         ConfigError::invalid(key("upstream"), "required (e.g. \"http://127.0.0.1:9000\")")
     })?;
@@ -145,7 +161,37 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
         connect_timeout: dur(r.connect_timeout, defaults::UPSTREAM_CONNECT_TIMEOUT),
         timeout: dur(r.timeout, defaults::UPSTREAM_TIMEOUT),
         ca_file,
+        allow_path_parameters: r.allow_path_parameters,
     })
+}
+
+/// Each protected route nested under a public one, with its nearest public ancestor (longest prefix) that
+/// can serve the same hosts. Legal, but exactly where a path the backend reads differently (see
+/// `protocol::path`) would turn a protected request into a public one, so `check-config` warns about it.
+pub fn nested_under_public(routes: &[RouteConfig]) -> Vec<(&RouteConfig, &RouteConfig)> {
+    let mut out = Vec::new();
+    for inner in routes.iter().filter(|r| !r.public) {
+        let inner_prefix = inner.prefix.to_ascii_lowercase();
+        let ancestor = routes
+            .iter()
+            .filter(|outer| outer.public)
+            .filter(|outer| {
+                outer.host.is_none() || inner.host.is_none() || outer.host == inner.host
+            })
+            .filter(|outer| {
+                let p = outer.prefix.to_ascii_lowercase();
+                p.len() < inner_prefix.len()
+                    && (p == "/"
+                        || inner_prefix
+                            .strip_prefix(&p)
+                            .is_some_and(|r| r.starts_with('/')))
+            })
+            .max_by_key(|outer| outer.prefix.len());
+        if let Some(outer) = ancestor {
+            out.push((inner, outer));
+        }
+    }
+    out
 }
 
 /// A route prefix in the same normal form as request paths, or None if it is not one.
@@ -240,6 +286,58 @@ mod tests {
             "[[routes]]\nprefix = \"/\"\nupstream = \"http://a\"\n[[routes]]\nprefix = \"/\"\nhost = \"b.example\"\nupstream = \"http://b\"\n",
         ))
         .unwrap();
+    }
+
+    #[test]
+    fn prefix_with_parameters_or_a_disguise_is_refused() {
+        for bad in ["/api;v=1", "/admin.", "/ADMINI~1", "/(S(x))/app"] {
+            let e = err(&with_routes(&format!(
+                "[[routes]]\nprefix = \"{bad}\"\nupstream = \"http://a\"\n"
+            )));
+            assert!(e.starts_with("routes[0].prefix:"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn allow_path_parameters_defaults_to_false() {
+        let c = Config::from_toml(&with_routes(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"http://a\"\n[[routes]]\nprefix = \"/app\"\nupstream = \"http://a\"\nallow_path_parameters = true\n",
+        ))
+        .unwrap();
+        assert!(!c.routes[0].allow_path_parameters);
+        assert!(c.routes[1].allow_path_parameters);
+    }
+
+    #[test]
+    fn protected_routes_under_public_ones_are_found_with_the_nearest_ancestor() {
+        let c = Config::from_toml(&with_routes(concat!(
+            "[[routes]]\nname = \"root\"\nprefix = \"/\"\nupstream = \"http://a\"\npublic = true\n",
+            "[[routes]]\nname = \"api\"\nprefix = \"/API\"\nupstream = \"http://a\"\npublic = true\n",
+            "[[routes]]\nname = \"admin\"\nprefix = \"/api/admin\"\nupstream = \"http://a\"\n",
+            "[[routes]]\nname = \"apix\"\nprefix = \"/apix\"\nupstream = \"http://a\"\n",
+            "[[routes]]\nname = \"other-host\"\nprefix = \"/api/other\"\nhost = \"b.example\"\nupstream = \"http://a\"\n",
+            "[[routes]]\nname = \"pub-host\"\nprefix = \"/app\"\nhost = \"c.example\"\nupstream = \"http://a\"\npublic = true\n",
+            "[[routes]]\nname = \"app-admin\"\nprefix = \"/app/admin\"\nhost = \"d.example\"\nupstream = \"http://a\"\n",
+        )))
+        .unwrap();
+        let pairs: Vec<(&str, &str)> = super::nested_under_public(&c.routes)
+            .into_iter()
+            .map(|(inner, outer)| (inner.name.as_str(), outer.name.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("admin", "api"),
+                ("apix", "root"),
+                ("other-host", "api"),
+                ("app-admin", "root"),
+            ]
+        );
+        let only_protected = Config::from_toml(&with_routes(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"http://a\"\n[[routes]]\nprefix = \"/admin\"\nupstream = \"http://a\"\n",
+        ))
+        .unwrap();
+        assert!(super::nested_under_public(&only_protected.routes).is_empty());
     }
 
     #[test]

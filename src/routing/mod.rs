@@ -3,9 +3,12 @@
 //! Longest prefix wins; at equal length a host-specific route beats a host-less one. Prefixes end on a
 //! segment boundary (`/api` matches `/api`, `/api/x` and `/api;x`, never `/apix`) and compare without
 //! ASCII case, as the IIS/ASP.NET backends the gateway fronts do, so `/ADMIN` cannot dodge `/admin`.
+//! Routes are chosen on the path without its `;` parameters, as Tomcat and Jetty resolve it, so
+//! `/api;/admin/users` selects `/api/admin`, not `/api`; the upstream still receives the parameters.
 //! Lookup is one hash probe per path segment, so its cost does not grow with the number of routes.
 
 use crate::config::RouteConfig;
+use crate::protocol::path::{parameters_offset, without_parameters};
 use std::collections::HashMap;
 
 /// What the gateway does with a request.
@@ -65,13 +68,15 @@ impl Router {
         &self.routes
     }
 
-    /// Decides where a request goes. `path` must be normalised; `host` is the request's host (any case, port allowed).
+    /// Decides where a request goes. `path` must be normalised (it may keep `;` parameters: routes are chosen
+    /// without them); `host` is the request's host (any case, port allowed).
     pub fn route(&self, host: Option<&str>, path: &str) -> Routed<'_> {
+        let view = without_parameters(path);
         // Most paths are already lower case; only allocate when one is not.
-        let lower: std::borrow::Cow<'_, str> = if path.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(path.to_ascii_lowercase())
+        let lower: std::borrow::Cow<'_, str> = if view.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(view.to_ascii_lowercase())
         } else {
-            std::borrow::Cow::Borrowed(path)
+            std::borrow::Cow::Borrowed(&view)
         };
         if let Some(login) = &self.login_path {
             let p = if lower.len() > 1 {
@@ -83,7 +88,7 @@ impl Router {
                 return Routed::Login;
             }
         }
-        if self.jwks && path == crate::auth::jwks::JWKS_PATH {
+        if self.jwks && view == crate::auth::jwks::JWKS_PATH {
             return Routed::Jwks;
         }
         let host_table = host.map(strip_port).and_then(|h| {
@@ -99,14 +104,10 @@ impl Router {
                 .or_else(|| self.any_host.get(cut))
                 .copied()
         };
-        // Candidate cuts from longest to shortest: the whole path, then before every '/' or ';'.
+        // Candidate cuts from longest to shortest: the whole path, then before every '/'.
         let mut found = hit(&lower).map(|i| (i, lower.len()));
         if found.is_none() {
-            for (pos, _) in lower
-                .char_indices()
-                .rev()
-                .filter(|(_, c)| *c == '/' || *c == ';')
-            {
+            for (pos, _) in lower.char_indices().rev().filter(|(_, c)| *c == '/') {
                 let cut = if pos == 0 { "/" } else { &lower[..pos] };
                 if let Some(i) = hit(cut) {
                     found = Some((i, if pos == 0 { 0 } else { pos }));
@@ -119,7 +120,12 @@ impl Router {
             None => Routed::NotFound,
             Some((i, matched_len)) => {
                 let route = &self.routes[i];
-                let matched_len = if route.prefix == "/" { 0 } else { matched_len };
+                // The length matched in the view, carried over to the path with its parameters.
+                let matched_len = if route.prefix == "/" {
+                    0
+                } else {
+                    parameters_offset(path, matched_len)
+                };
                 Routed::Upstream {
                     index: i,
                     route,
@@ -223,6 +229,29 @@ upstream = "http://admin"
         assert_eq!(target(&r, None, "/apix").unwrap().0, "root");
         assert_eq!(target(&r, None, "/api;jsessionid=1").unwrap().0, "api");
         assert_eq!(target(&r, None, "/").unwrap().0, "root");
+    }
+
+    #[test]
+    fn routes_are_chosen_without_parameters_and_forwarded_with_them() {
+        let r = router(TABLE);
+        assert_eq!(
+            target(&r, None, "/api;/v2/x").unwrap(),
+            ("api-v2".into(), "/v2-internal/x".into())
+        );
+        assert_eq!(
+            target(&r, None, "/api/v2;jsessionid=1/x").unwrap(),
+            ("api-v2".into(), "/v2-internal;jsessionid=1/x".into())
+        );
+        assert_eq!(
+            target(&r, None, "/api;jsessionid=1/users").unwrap(),
+            ("api".into(), "/base/api;jsessionid=1/users".into())
+        );
+        assert_eq!(
+            target(&r, None, "/static;x/app.js").unwrap(),
+            ("static".into(), "/;x/app.js".into())
+        );
+        assert_eq!(target(&r, None, "/API%3Bx/V2").unwrap().0, "api-v2");
+        assert_eq!(target(&r, None, "/api/auth;x").unwrap().0, "login");
     }
 
     #[test]
