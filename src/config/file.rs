@@ -58,6 +58,8 @@ pub struct ServerFile {
     pub max_connections: Option<usize>,
     pub drain_timeout: Option<Dur>,
     pub h2_max_concurrent_streams: Option<u32>,
+    pub websocket_idle_timeout: Option<Dur>,
+    pub max_websockets_per_user: Option<usize>,
     pub trusted_proxies: Vec<String>,
     pub tls: Option<TlsFile>,
 }
