@@ -20,6 +20,17 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/2 streams a single connection may run at once (Envoy and Go use 100-250).
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 200;
+/// An upgraded (WebSocket) connection with no byte either way for this long is closed. Longer than the
+/// keep-alive idle timeout because a quiet channel is normal for WebSockets; clients that want to stay open
+/// longer ping (browsers' and most libraries' keep-alive pings are 20-60 s apart).
+pub const WEBSOCKET_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Upgraded connections one token subject may hold at once: enough for many tabs and devices of one
+/// person, small enough that one token cannot take a meaningful share of `MAX_CONNECTIONS`.
+pub const MAX_WEBSOCKETS_PER_USER: usize = 32;
+/// `Retry-After` of an upgrade refused for `MAX_WEBSOCKETS_PER_USER`: a seat frees only when one of the
+/// user's own connections closes, which the gateway cannot foresee, so a few seconds keeps a reconnect loop
+/// from hammering without making a user who just closed a tab wait long.
+pub const WEBSOCKET_LIMIT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Metrics and health listener: loopback only, off the public port.
 pub const METRICS_LISTEN_ADDR: &str = "127.0.0.1:9090";

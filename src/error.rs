@@ -6,6 +6,7 @@
 use crate::auth::login::LoginError;
 use crate::auth::AuthError;
 use crate::body::ResBody;
+use crate::forward::seats::SeatsFull;
 use crate::forward::UpstreamError;
 use crate::protocol::path::PathError;
 use crate::response;
@@ -46,6 +47,9 @@ pub enum GatewayError {
     /// The login endpoint refused.
     #[error("login: {0}")]
     Login(LoginError),
+    /// A WebSocket upgrade beyond `server.max_websockets_per_user` for the token's subject.
+    #[error("websocket upgrade refused: {0}")]
+    WebsocketLimit(SeatsFull),
 }
 
 impl From<LoginError> for GatewayError {
@@ -160,6 +164,18 @@ impl GatewayError {
             GatewayError::Login(LoginError::Token(_)) => {
                 response::empty(StatusCode::INTERNAL_SERVER_ERROR)
             }
+            // 429 (RFC 6585 §4) because the limit is this user's own: 503 would blame the gateway and make
+            // every client back off, 403 would read as "never allowed", and 401 would send the client to
+            // log in again for nothing. Retry-After because a seat frees as soon as one of the user's own
+            // connections closes.
+            GatewayError::WebsocketLimit(_) => {
+                let mut r = response::empty(StatusCode::TOO_MANY_REQUESTS);
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from(crate::defaults::WEBSOCKET_LIMIT_RETRY_AFTER.as_secs()),
+                );
+                r
+            }
         }
     }
 }
@@ -240,6 +256,9 @@ mod tests {
             status(LoginError::Throttled(std::time::Duration::from_secs(9)).into()).0,
             429
         );
+        let res = GatewayError::WebsocketLimit(SeatsFull { limit: 2 }).into_response();
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()[http::header::RETRY_AFTER], "5");
         assert_eq!(
             status(LoginError::Store(crate::users::StoreError::Unavailable("x".into())).into()).0,
             503

@@ -9,7 +9,8 @@ use crate::auth::bearer;
 use crate::body::ResBody;
 use crate::cors::Cors;
 use crate::error::{BadRequest, GatewayError};
-use crate::forward::headers::Hop;
+use crate::forward::headers::{self, Hop};
+use crate::forward::splice::UpgradeTerms;
 use crate::forward::{self, Outbound};
 use crate::metrics::RouteName;
 use crate::protocol::path::{self, PathError};
@@ -208,6 +209,7 @@ impl Gateway {
                     .as_ref()
                     .map(|i| i.sub.clone())
                     .filter(|_| state.access_log);
+                let upgrade = self.upgrade_terms(state, &req, identity.as_ref())?;
                 let hop = Hop {
                     peer: conn.peer.ip(),
                     trusted: state.is_trusted(conn.peer.ip()),
@@ -229,6 +231,7 @@ impl Gateway {
                     untrusted_names: &state.untrusted_names,
                     body_timeout: state.config.server.body_timeout,
                     identity: identity.as_ref(),
+                    upgrade,
                 };
                 let sent = Instant::now();
                 let res = forward::forward(req, out).await;
@@ -244,6 +247,35 @@ impl Gateway {
                 Ok(res?)
             }
         }
+    }
+}
+
+impl Gateway {
+    /// The limits an upgraded connection will live under, taking the caller's per-user seat for a WebSocket
+    /// upgrade; refused before anything reaches the upstream when the caller holds all their seats.
+    fn upgrade_terms(
+        &self,
+        state: &State,
+        req: &Request<Incoming>,
+        identity: Option<&crate::auth::Identity>,
+    ) -> Result<UpgradeTerms, GatewayError> {
+        let server = &state.config.server;
+        let mut terms = UpgradeTerms {
+            idle_timeout: server.websocket_idle_timeout,
+            expires: identity.and_then(|id| state.verifier.refused_from(id)),
+            seat: None,
+        };
+        // The same test forwarding uses to decide whether to splice, so every spliced connection has a seat.
+        if let (Some(id), true) = (identity, headers::is_upgrade(req.headers())) {
+            let seat = self
+                .shared
+                .lasting
+                .websockets
+                .take(&id.sub, server.max_websockets_per_user)
+                .map_err(GatewayError::WebsocketLimit)?;
+            terms.seat = Some(seat);
+        }
+        Ok(terms)
     }
 }
 

@@ -1,9 +1,10 @@
 //! `State`: everything a request needs, built once from a validated `Config` (keys parsed, routes compiled,
 //! upstream clients pooled), so the request path reads it without locks or re-parsing.
 //!
-//! A reload builds a new `State` and drops the old one. What must survive that — metrics and the login's
-//! defences (throttles, spent captchas) — lives in [`Lasting`], made once per process and handed to every
-//! `State`; the users file store is carried over while its path stays the same, so it keeps its last good copy.
+//! A reload builds a new `State` and drops the old one. What must survive that — metrics, the login's
+//! defences (throttles, spent captchas) and the per-user count of open WebSockets — lives in [`Lasting`],
+//! made once per process and handed to every `State`; the users file store is carried over while its path
+//! stays the same, so it keeps its last good copy.
 
 use crate::auth::defences::LoginDefences;
 use crate::auth::login::Login;
@@ -11,6 +12,7 @@ use crate::auth::token::{TokenIssuer, TokenVerifier};
 use crate::config::{Config, IdentityConfig};
 use crate::cors::Cors;
 use crate::forward::client::{self, ClientError, UpstreamClient};
+use crate::forward::seats::UpgradeSeats;
 use crate::metrics::{Metrics, RouteName};
 use crate::routing::Router;
 use crate::users::file::FileStore;
@@ -61,6 +63,8 @@ pub struct Lasting {
     pub metrics: Arc<Metrics>,
     /// Login throttles and spent captcha tokens.
     pub defences: Arc<LoginDefences>,
+    /// Open upgraded connections per token subject: kept across reloads because the connections are.
+    pub websockets: UpgradeSeats,
 }
 
 impl Lasting {
@@ -69,6 +73,7 @@ impl Lasting {
         Lasting {
             metrics: Metrics::new(),
             defences: Arc::new(LoginDefences::new(&config.login)),
+            websockets: UpgradeSeats::new(),
         }
     }
 

@@ -23,4 +23,7 @@ pub struct Identity {
     pub name: Option<String>,
     /// All other claims, decoded only when `[identity.claims]` passes some upstream.
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The `exp` claim, in seconds since the epoch: an upgraded connection this token opened is closed then
+    /// (plus the leeway, see `TokenVerifier::refused_from`).
+    pub exp: u64,
 }

@@ -29,13 +29,7 @@ pub struct TokenVerifier {
     /// Tokens that passed full verification, keyed by their exact compact form: a client sends the same token
     /// on every request, so the signature check and JSON parsing run once per token, not once per request.
     /// Only bytes that verified can hit, and `exp` is still checked on every hit. Rebuilt (empty) on reload.
-    verified: std::sync::Arc<dashmap::DashMap<Box<str>, Verified>>,
-}
-
-/// A verified token's identity and expiry.
-struct Verified {
-    identity: Identity,
-    exp: u64,
+    verified: std::sync::Arc<dashmap::DashMap<Box<str>, Identity>>,
 }
 
 /// Verified tokens remembered at most (a few hundred bytes each); when full the table starts over.
@@ -128,7 +122,7 @@ impl TokenVerifier {
         if let Some(hit) = self.verified.get(token) {
             // Same rule as the full check: valid while exp + leeway has not passed.
             if now <= hit.exp.saturating_add(self.leeway) {
-                return Ok(hit.identity.clone());
+                return Ok(hit.clone());
             }
             drop(hit);
             self.verified.remove(token);
@@ -165,25 +159,29 @@ impl TokenVerifier {
         if !header_ok(&sub) || !core.name.as_deref().is_none_or(header_ok) || !claims_ok {
             return Err(TokenError::HeaderValue);
         }
+        // `exp` was validated as present, numeric and not passed by the library, so this refuses nothing the
+        // library accepted; it only fails closed should that ever change. A fractional `exp` rounds down.
+        let exp = core
+            .exp
+            .filter(|e| e.is_finite() && *e >= 0.0)
+            .ok_or(TokenError::Claims)? as u64;
         let identity = Identity {
             sub,
             name: core.name,
             extra,
+            exp,
         };
-        // `exp` was validated as present and numeric by the library; a value we cannot read is not cached.
-        if let Some(exp) = core.exp.filter(|e| e.is_finite() && *e >= 0.0) {
-            if self.verified.len() >= VERIFIED_TOKENS_MAX {
-                self.verified.clear();
-            }
-            self.verified.insert(
-                token.into(),
-                Verified {
-                    identity: identity.clone(),
-                    exp: exp as u64,
-                },
-            );
+        if self.verified.len() >= VERIFIED_TOKENS_MAX {
+            self.verified.clear();
         }
+        self.verified.insert(token.into(), identity.clone());
         Ok(identity)
+    }
+
+    /// When `id`'s token stops being accepted: its `exp` plus the leeway, the same rule `verify` applies.
+    /// None when that moment is beyond what the clock can represent (it never comes).
+    pub fn refused_from(&self, id: &Identity) -> Option<SystemTime> {
+        UNIX_EPOCH.checked_add(Duration::from_secs(id.exp.checked_add(self.leeway)?))
     }
 }
 
@@ -412,6 +410,21 @@ mod tests {
         assert_eq!(
             plain.verify(&token(json!({"sub": "bob\u{1}", "exp": exp}))),
             Err(TokenError::HeaderValue)
+        );
+    }
+
+    #[test]
+    fn identity_carries_exp_and_is_refused_from_exp_plus_leeway() {
+        let c = config("leeway = \"7s\"\n");
+        let v = TokenVerifier::new(&c.auth, false);
+        let exp = now() + 60;
+        let t = sign(json!({"sub": "a", "exp": exp}), Algorithm::HS256, SECRET);
+        let id = v.verify(&t).unwrap();
+        assert_eq!(id.exp, exp);
+        assert_eq!(v.verify(&t).unwrap().exp, exp, "remembered tokens keep exp");
+        assert_eq!(
+            v.refused_from(&id),
+            Some(UNIX_EPOCH + Duration::from_secs(exp + 7))
         );
     }
 

@@ -59,6 +59,8 @@ pub struct ServerFile {
     pub drain_timeout: Option<Dur>,
     pub body_timeout: Option<Dur>,
     pub h2_max_concurrent_streams: Option<u32>,
+    pub websocket_idle_timeout: Option<Dur>,
+    pub max_websockets_per_user: Option<usize>,
     pub trusted_proxies: Vec<String>,
     pub tls: Option<TlsFile>,
 }

@@ -1,4 +1,5 @@
-//! `[server]` and `[server.tls]`: the listener address, connection limits, trusted proxies and HTTPS files.
+//! `[server]` and `[server.tls]`: the listener address, connection limits, upgraded-connection limits,
+//! trusted proxies and HTTPS files.
 
 use super::file::{ServerFile, TlsFile};
 use super::value::{dur, resolve};
@@ -22,6 +23,11 @@ pub struct ServerConfig {
     /// Time to send the buffered first part of a request body (`routes[].request_buffer_bytes`) → 408.
     pub body_timeout: Duration,
     pub h2_max_concurrent_streams: u32,
+    /// An upgraded connection with no byte either way for this long is closed. Read per upgrade, so a
+    /// reload applies to new upgrades only.
+    pub websocket_idle_timeout: Duration,
+    /// Upgraded connections one token subject may hold at once. Read per upgrade, like the idle timeout.
+    pub max_websockets_per_user: usize,
     pub trusted_proxies: Vec<IpNet>,
     pub tls: Option<TlsConfig>,
 }
@@ -69,6 +75,24 @@ pub(super) fn validate_server(s: ServerFile, base: &Path) -> Result<ServerConfig
             "must be at least 1",
         ));
     }
+    let websocket_idle_timeout = dur(s.websocket_idle_timeout, defaults::WEBSOCKET_IDLE_TIMEOUT);
+    // Zero would close every upgraded connection the moment it opens.
+    if websocket_idle_timeout.is_zero() {
+        return Err(ConfigError::invalid(
+            "server.websocket_idle_timeout",
+            "must be longer than 0s",
+        ));
+    }
+    let max_websockets_per_user = s
+        .max_websockets_per_user
+        .unwrap_or(defaults::MAX_WEBSOCKETS_PER_USER);
+    // Zero would refuse every authenticated upgrade; a route that must not upgrade is not this setting's job.
+    if max_websockets_per_user == 0 {
+        return Err(ConfigError::invalid(
+            "server.max_websockets_per_user",
+            "must be at least 1",
+        ));
+    }
     let trusted_proxies = trusted_proxies(&s.trusted_proxies)?;
     let tls = s.tls.map(|t| validate_tls(t, base)).transpose()?;
     Ok(ServerConfig {
@@ -80,6 +104,8 @@ pub(super) fn validate_server(s: ServerFile, base: &Path) -> Result<ServerConfig
         drain_timeout: dur(s.drain_timeout, defaults::DRAIN_TIMEOUT),
         body_timeout: dur(s.body_timeout, defaults::BODY_TIMEOUT),
         h2_max_concurrent_streams,
+        websocket_idle_timeout,
+        max_websockets_per_user,
         trusted_proxies,
         tls,
     })
@@ -129,7 +155,7 @@ fn validate_tls(t: TlsFile, base: &Path) -> Result<TlsConfig, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{err, SECRET};
+    use super::super::testing::{err, with_routes, SECRET};
 
     #[test]
     fn missing_cert_file_is_refused() {
@@ -145,6 +171,30 @@ mod tests {
             "[auth]\nsecret = \"{SECRET}\"\n[server]\nidle_timeout = \"soon\"\n"
         ));
         assert!(e.contains("idle_timeout") && e.contains("soon"), "{e}");
+    }
+
+    #[test]
+    fn websocket_limits_default_and_refuse_zero() {
+        let c = super::super::Config::from_toml(&with_routes(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:9\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.server.websocket_idle_timeout,
+            crate::defaults::WEBSOCKET_IDLE_TIMEOUT
+        );
+        assert_eq!(
+            c.server.max_websockets_per_user,
+            crate::defaults::MAX_WEBSOCKETS_PER_USER
+        );
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\n[server]\nwebsocket_idle_timeout = \"0s\"\n"
+        ));
+        assert!(e.starts_with("server.websocket_idle_timeout:"), "{e}");
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\n[server]\nmax_websockets_per_user = 0\n"
+        ));
+        assert!(e.starts_with("server.max_websockets_per_user:"), "{e}");
     }
 
     #[test]

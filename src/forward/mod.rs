@@ -2,10 +2,13 @@
 //!
 //! Bodies are streamed both ways, never collected. The upstream path is the normalised (and possibly
 //! rewritten) path the router matched, so the upstream never resolves a different resource than was checked.
-//! Upgrades (WebSocket) are spliced byte-for-byte once the upstream answers 101.
+//! Upgrades (WebSocket) are spliced byte-for-byte once the upstream answers 101 (`splice`), within the
+//! terms the request was accepted on: the token's expiry, the idle timeout and a per-user seat (`seats`).
 
 pub mod client;
 pub mod headers;
+pub mod seats;
+pub mod splice;
 pub mod upgrade;
 
 use crate::auth::Identity;
@@ -17,7 +20,7 @@ use headers::Hop;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use splice::UpgradeTerms;
 use std::error::Error as StdError;
 
 /// Why the upstream gave no usable response.
@@ -78,6 +81,8 @@ pub struct Outbound<'a> {
     pub identity: Option<&'a Identity>,
     /// Time the client gets to send the buffered part of its body.
     pub body_timeout: std::time::Duration,
+    /// What bounds the connection if the request is upgraded; dropped (giving its seat back) otherwise.
+    pub upgrade: UpgradeTerms,
 }
 
 /// Sends `req` upstream and returns the upstream's response, ready for the client.
@@ -177,10 +182,11 @@ pub async fn forward(
             // A 101 nobody asked for cannot be relayed.
             return Err(UpstreamError::Protocol("unsolicited 101".into()));
         };
-        splice(
+        splice::splice(
             client_upgrade,
             hyper::upgrade::on(&mut response),
             upgrade_host,
+            out.upgrade,
         );
         let (mut parts, _) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers, true);
@@ -249,27 +255,4 @@ fn chain(e: &dyn StdError) -> String {
         source = s.source();
     }
     text
-}
-
-/// Copies bytes both ways between the upgraded client and upstream connections until either closes.
-fn splice(
-    client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    host: Option<upgrade::UpgradeHost>,
-) {
-    let work = async move {
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade failed");
-                return;
-            }
-        };
-        let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            tracing::debug!(error = %e, "upgraded connection closed with an error");
-        }
-    };
-    upgrade::run(host, Box::pin(work));
 }
