@@ -73,6 +73,7 @@ pub struct Metrics {
     pub siteverify_failures: Family<KindLabels, Counter>,
     pub hash_queue: Gauge,
     pub password_verifications: Counter,
+    pub user_lookups: Counter,
     pub open_connections: Gauge,
     pub config_reloads: Family<OutcomeLabels, Counter>,
 }
@@ -139,6 +140,12 @@ impl Metrics {
             "Password hashes verified (real or dummy); throttled logins are refused before this",
             password_verifications.clone(),
         );
+        let user_lookups = Counter::default();
+        registry.register(
+            "user_store_lookups",
+            "Users looked up in the user store (only after a captcha passed)",
+            user_lookups.clone(),
+        );
         let open_connections = Gauge::default();
         registry.register(
             "open_connections",
@@ -162,6 +169,7 @@ impl Metrics {
             siteverify_failures,
             hash_queue,
             password_verifications,
+            user_lookups,
             open_connections,
             config_reloads,
         })

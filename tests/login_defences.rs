@@ -453,3 +453,60 @@ async fn a_failed_captcha_never_touches_the_user_store() {
     gw.stop().await;
     drop(db);
 }
+
+#[tokio::test]
+async fn a_failed_captcha_never_looks_up_a_user_in_the_users_file() {
+    let fake = FakeTurnstile::start().await;
+    let users = UsersFile::new(&user("jdoe", ASPNET_V2, true));
+    let up = Upstream::echo().await;
+    let login = login_toml(&fake, &users).replace("timeout = \"10s\"", "timeout = \"300ms\"");
+    let gw = TestGateway::start(&[&login, &route("/", &up.url(), "")]).await;
+    let lookups = || {
+        let text = gw
+            .running
+            .metrics()
+            .encode(gateway::metrics::Format::PrometheusText);
+        sample(&text, "gateway_user_store_lookups_total") as u64
+    };
+    let c = client_from(1);
+    let replayed = captcha(&fake);
+    assert_eq!(
+        post_login(&c, &gw, "jdoe", PASSWORD, replayed.clone())
+            .await
+            .0,
+        200
+    );
+    let before = lookups();
+    assert_eq!(
+        post_login(&c, &gw, "jdoe", PASSWORD, "forged".into())
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post_login(&c, &gw, "jdoe", PASSWORD, String::new()).await.0,
+        401
+    );
+    assert_eq!(post_login(&c, &gw, "jdoe", PASSWORD, replayed).await.0, 401);
+    fake.set_mode(Mode::Slow(Duration::from_secs(2)));
+    assert_eq!(
+        post_login(&c, &gw, "jdoe", PASSWORD, captcha(&fake))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        lookups(),
+        before,
+        "forged, missing, replayed and timed-out captchas looked nobody up"
+    );
+    fake.set_mode(Mode::Cloudflare);
+    assert_eq!(
+        post_login(&c, &gw, "jdoe", PASSWORD, captcha(&fake))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(lookups(), before + 1);
+    gw.stop().await;
+}

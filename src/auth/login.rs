@@ -324,6 +324,7 @@ impl Login {
             && user_name.chars().count() <= self.max_user_name_chars
             && !user_name.chars().any(char::is_control);
         let record = if lookable {
+            self.metrics.user_lookups.inc();
             self.store
                 .lookup(&normalised)
                 .await
