@@ -54,6 +54,13 @@ pub enum TokenError {
     /// (control characters, edge whitespace), so the upstream could not be told who the caller is.
     #[error("identity claim is not a valid header value")]
     HeaderValue,
+    /// The header's `kid` names no configured key (current or previous).
+    #[error("unknown key id")]
+    UnknownKey,
+    /// The header's `typ` marks another kind of JWT: the gateway's own identity assertion, which is for
+    /// upstreams and never a credential.
+    #[error("token type not accepted")]
+    Type,
 }
 
 impl TokenError {
@@ -69,6 +76,8 @@ impl TokenError {
             TokenError::Audience => "audience",
             TokenError::Claims => "claims",
             TokenError::HeaderValue => "header_value",
+            TokenError::UnknownKey => "unknown_key",
+            TokenError::Type => "type",
         }
     }
 }

@@ -1,25 +1,39 @@
-//! JWT verification and issuance with one pinned algorithm and key (RFC 8725 §3.1).
+//! JWT verification and issuance with one pinned algorithm per key (RFC 8725 §3.1).
 //!
 //! The `Validation` and keys are built once at start-up; verifying a token re-parses nothing but the token.
-//! Contract: `alg` must equal the configured algorithm (so `none` and RS→HS confusion are refused), the
-//! signature is checked before any claim is trusted, `exp` and `sub` are required, `nbf` and `iat` are
-//! honoured, `iss`/`aud` are required and checked when configured, all with one small leeway.
+//! Contract: the key is chosen by the header's `kid` — the current key, or a previous one kept for rotation —
+//! and never by trying keys in turn; a token without `kid` is checked against the current key only, and a
+//! `kid` no key has is refused. `alg` must equal the chosen key's algorithm (so `none` and RS→HS confusion are
+//! refused), a `typ` marking the gateway's identity assertion is refused, the signature is checked before any
+//! claim is trusted, `exp` and `sub` are required, `nbf` and `iat` are honoured, `iss`/`aud` are required and
+//! checked when configured, all with one small leeway.
 
 use super::error::TokenError;
 use super::Identity;
 use crate::config::{AuthConfig, IdentityConfig};
-use crate::protocol::claims::RESERVED_CLAIMS;
+use crate::protocol::claims::{is_assertion_typ, RESERVED_CLAIMS};
 use crate::protocol::identity;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// One verifying key with the validation rules pinned to its algorithm.
+#[derive(Clone)]
+struct KeyCheck {
+    key: DecodingKey,
+    validation: Validation,
+}
+
 /// Verifies Bearer tokens.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    key: DecodingKey,
-    validation: Validation,
+    current: KeyCheck,
+    /// The current key's `kid`; None when no key ids are configured, and then a token's `kid` is not read
+    /// (there are no previous keys to choose from).
+    current_kid: Option<String>,
+    /// Previous keys by `kid` (rotation).
+    previous: std::sync::Arc<std::collections::HashMap<String, KeyCheck>>,
     leeway: u64,
     /// Decode every claim (slower) only when some are passed upstream.
     keep_extra_claims: bool,
@@ -28,7 +42,10 @@ pub struct TokenVerifier {
     header_claims: std::sync::Arc<[String]>,
     /// Tokens that passed full verification, keyed by their exact compact form: a client sends the same token
     /// on every request, so the signature check and JSON parsing run once per token, not once per request.
-    /// Only bytes that verified can hit, and `exp` is still checked on every hit. Rebuilt (empty) on reload.
+    /// Only bytes that verified can hit, and `exp` is still checked on every hit. The key includes everything
+    /// that decided validity: the header (`alg`, `kid`, `typ`), the claims and the signature; the key set is
+    /// this verifier's own, and a reload (which may remove a previous key) builds a new verifier with an
+    /// empty table, so a token of a removed key can never be served from here.
     verified: std::sync::Arc<dashmap::DashMap<Box<str>, Identity>>,
 }
 
@@ -74,33 +91,53 @@ fn map_error(e: &jsonwebtoken::errors::Error) -> TokenError {
     }
 }
 
+/// The validation rules for tokens signed with `algorithm`: the same claims rules for every key.
+fn validation(auth: &AuthConfig, algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = auth.leeway.as_secs();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    let mut required = vec!["exp", "sub"];
+    match &auth.issuer {
+        Some(iss) => {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        None => validation.iss = None,
+    }
+    match &auth.audience {
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        // A token that carries `aud` is still accepted when no audience is configured.
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
+}
+
 impl TokenVerifier {
     /// Builds the verifier from validated settings.
     pub fn new(auth: &AuthConfig, keep_extra_claims: bool) -> TokenVerifier {
-        let mut validation = Validation::new(auth.algorithm);
-        validation.leeway = auth.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        let mut required = vec!["exp", "sub"];
-        match &auth.issuer {
-            Some(iss) => {
-                validation.set_issuer(&[iss]);
-                required.push("iss");
-            }
-            None => validation.iss = None,
-        }
-        match &auth.audience {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                required.push("aud");
-            }
-            // A token that carries `aud` is still accepted when no audience is configured.
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
+        let previous = auth
+            .previous_keys
+            .iter()
+            .map(|k| {
+                let check = KeyCheck {
+                    key: k.decoding_key.clone(),
+                    validation: validation(auth, k.algorithm),
+                };
+                (k.kid.clone(), check)
+            })
+            .collect();
         TokenVerifier {
-            key: auth.decoding_key.clone(),
-            validation,
+            current: KeyCheck {
+                key: auth.decoding_key.clone(),
+                validation: validation(auth, auth.algorithm),
+            },
+            current_kid: auth.key_id.clone(),
+            previous: std::sync::Arc::new(previous),
             leeway: auth.leeway.as_secs(),
             keep_extra_claims,
             header_claims: std::sync::Arc::default(),
@@ -131,13 +168,28 @@ impl TokenVerifier {
         self.verify_uncached(token, now)
     }
 
+    /// The key a token's `kid` names: the current key for no `kid` (or when no key ids are configured), a
+    /// previous key by exact match, otherwise none.
+    fn key_for(&self, kid: Option<&str>) -> Result<&KeyCheck, TokenError> {
+        match (kid, self.current_kid.as_deref()) {
+            (None, _) | (_, None) => Ok(&self.current),
+            (Some(k), Some(current)) if k == current => Ok(&self.current),
+            (Some(k), Some(_)) => self.previous.get(k).ok_or(TokenError::UnknownKey),
+        }
+    }
+
     fn verify_uncached(&self, token: &str, now: u64) -> Result<Identity, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| map_error(&e))?;
+        if header.typ.as_deref().is_some_and(is_assertion_typ) {
+            return Err(TokenError::Type);
+        }
+        let check = self.key_for(header.kid.as_deref())?;
         let (core, extra) = if self.keep_extra_claims {
-            let data = jsonwebtoken::decode::<AllClaims>(token, &self.key, &self.validation)
+            let data = jsonwebtoken::decode::<AllClaims>(token, &check.key, &check.validation)
                 .map_err(|e| map_error(&e))?;
             (data.claims.core, Some(data.claims.extra))
         } else {
-            let data = jsonwebtoken::decode::<CoreClaims>(token, &self.key, &self.validation)
+            let data = jsonwebtoken::decode::<CoreClaims>(token, &check.key, &check.validation)
                 .map_err(|e| map_error(&e))?;
             (data.claims, None)
         };
@@ -426,6 +478,114 @@ mod tests {
             v.refused_from(&id),
             Some(UNIX_EPOCH + Duration::from_secs(exp + 7))
         );
+    }
+
+    /// Signs `claims` with `secret` and, when given, a `kid` and a `typ`.
+    fn sign_kid(claims: &serde_json::Value, secret: &str, kid: Option<&str>) -> String {
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = kid.map(str::to_string);
+        jsonwebtoken::encode(&h, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    }
+
+    const OLD: &str = "old-secret-old-secret-old-secret-0123";
+
+    fn rotating() -> Config {
+        Config::from_toml(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\nkey_id = \"new\"\n[[auth.previous_keys]]\nkid = \"old\"\nsecret = \"{OLD}\"\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_kid_chooses_the_key_and_keys_are_never_tried_in_turn() {
+        let c = rotating();
+        let v = TokenVerifier::new(&c.auth, false);
+        let ok = json!({"sub": "a", "exp": now() + 60});
+        assert!(v.verify(&sign_kid(&ok, SECRET, Some("new"))).is_ok());
+        assert!(v.verify(&sign_kid(&ok, OLD, Some("old"))).is_ok());
+        // The right secret under the other key's kid: that key is the only one tried.
+        assert_eq!(
+            v.verify(&sign_kid(&ok, OLD, Some("new"))),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            v.verify(&sign_kid(&ok, SECRET, Some("old"))),
+            Err(TokenError::BadSignature)
+        );
+        // No kid: the current key only, even though the previous key would verify it.
+        assert!(v.verify(&sign_kid(&ok, SECRET, None)).is_ok());
+        assert_eq!(
+            v.verify(&sign_kid(&ok, OLD, None)),
+            Err(TokenError::BadSignature)
+        );
+        // A kid no key has.
+        assert_eq!(
+            v.verify(&sign_kid(&ok, SECRET, Some("other"))),
+            Err(TokenError::UnknownKey)
+        );
+        assert_eq!(
+            v.verify(&sign_kid(&ok, SECRET, Some("NEW"))),
+            Err(TokenError::UnknownKey),
+            "kids compare exactly"
+        );
+    }
+
+    #[test]
+    fn issued_tokens_carry_the_current_kid() {
+        let c = rotating();
+        let token = TokenIssuer::new(&c.auth)
+            .unwrap()
+            .issue("a", &serde_json::Map::new())
+            .unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("new"));
+        assert!(TokenVerifier::new(&c.auth, false).verify(&token).is_ok());
+    }
+
+    #[test]
+    fn without_key_ids_the_kid_is_not_read() {
+        let c = config("");
+        let v = TokenVerifier::new(&c.auth, false);
+        let ok = json!({"sub": "a", "exp": now() + 60});
+        assert!(v.verify(&sign_kid(&ok, SECRET, Some("anything"))).is_ok());
+    }
+
+    #[test]
+    fn a_removed_key_is_refused_even_for_a_token_verified_before() {
+        let before = TokenVerifier::new(&rotating().auth, false);
+        let old = sign_kid(&json!({"sub": "a", "exp": now() + 60}), OLD, Some("old"));
+        assert!(
+            before.verify(&old).is_ok(),
+            "remembered by the old verifier"
+        );
+        // What a reload that drops the previous key builds.
+        let after = TokenVerifier::new(
+            &Config::from_toml(&format!(
+                "[auth]\nsecret = \"{SECRET}\"\nkey_id = \"new\"\n"
+            ))
+            .unwrap()
+            .auth,
+            false,
+        );
+        assert_eq!(after.verify(&old), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn an_assertion_typ_is_refused_whatever_the_key() {
+        let c = config("");
+        let v = TokenVerifier::new(&c.auth, false);
+        let claims = json!({"sub": "a", "exp": now() + 60});
+        for typ in [
+            "assertion+jwt",
+            "application/assertion+jwt",
+            "ASSERTION+JWT",
+        ] {
+            let mut h = Header::new(Algorithm::HS256);
+            h.typ = Some(typ.into());
+            let t = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
+                .unwrap();
+            assert_eq!(v.verify(&t), Err(TokenError::Type), "{typ}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! `[auth]`: the token algorithm and its keys (HMAC secret or PEM key files), lifetimes and size limits.
+//! `[auth]`: the token algorithm and its keys (HMAC secret or PEM key files), lifetimes and size limits, and
+//! the previous keys that still verify tokens during a rotation (`[[auth.previous_keys]]`).
 
-use super::file::AuthFile;
+use super::file::{AuthFile, PreviousKeyFile};
 use super::value::{dur, resolve, secret};
 use super::ConfigError;
 use crate::defaults;
@@ -22,8 +23,28 @@ pub struct AuthConfig {
     pub leeway: Duration,
     pub token_ttl: Duration,
     pub max_token_bytes: usize,
-    /// True when the shipped development secret is in use.
+    /// Retired keys that still verify the tokens they signed, each chosen by its `kid` (never tried in turn).
+    pub previous_keys: Vec<VerifyKey>,
+    /// True when the shipped development secret is in use (as the current or a previous key).
     pub dev_secret: bool,
+}
+
+/// A key that only verifies: a previous signing key kept for rotation.
+#[derive(Clone)]
+pub struct VerifyKey {
+    /// The `kid` tokens signed with this key carry.
+    pub kid: String,
+    /// The only `alg` accepted with this key.
+    pub algorithm: Algorithm,
+    pub decoding_key: DecodingKey,
+}
+
+/// True for the HMAC algorithms, whose key is a shared secret.
+pub fn is_hmac(algorithm: Algorithm) -> bool {
+    matches!(
+        algorithm,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    )
 }
 
 /// The algorithms `auth.algorithm` accepts, in their canonical spelling.
@@ -38,7 +59,7 @@ type Keys = (DecodingKey, Option<EncodingKey>, bool);
 /// Validates `[auth]`; relative key paths resolve against `base`.
 pub(super) fn validate_auth(a: AuthFile, base: &Path) -> Result<AuthConfig, ConfigError> {
     let alg_text = a.algorithm.unwrap_or_else(|| "HS256".to_string());
-    let algorithm = parse_algorithm(&alg_text)?;
+    let algorithm = parse_algorithm("auth.algorithm", &alg_text)?;
     // An empty value means "not set", so an environment variable can clear a secret from the file.
     let secret = secret(
         "auth.secret",
@@ -46,18 +67,14 @@ pub(super) fn validate_auth(a: AuthFile, base: &Path) -> Result<AuthConfig, Conf
         a.secret_file,
         base,
     )?;
-    let is_hmac = matches!(
-        algorithm,
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-    );
-    let (decoding_key, encoding_key, dev_secret) = if is_hmac {
+    let (decoding_key, encoding_key, dev_secret) = if is_hmac(algorithm) {
         if a.public_key_file.is_some() || a.private_key_file.is_some() {
             return Err(ConfigError::invalid(
                 "auth.public_key_file",
                 format!("{alg_text} uses auth.secret, not key files"),
             ));
         }
-        hmac_keys(secret, &alg_text)?
+        hmac_keys("auth", secret, &alg_text)?
     } else {
         if secret.is_some() {
             return Err(ConfigError::invalid(
@@ -85,11 +102,16 @@ pub(super) fn validate_auth(a: AuthFile, base: &Path) -> Result<AuthConfig, Conf
             "must be at least 256",
         ));
     }
+    let key_id = a.key_id.filter(|k| !k.is_empty());
+    let previous_keys =
+        validate_previous_keys(a.previous_keys, algorithm, key_id.as_deref(), base)?;
+    let dev_secret = dev_secret || previous_keys.iter().any(|k| k.is_dev);
     Ok(AuthConfig {
         algorithm,
         decoding_key,
         encoding_key,
-        key_id: a.key_id,
+        key_id,
+        previous_keys: previous_keys.into_iter().map(|k| k.key).collect(),
         issuer: a.issuer.filter(|s| !s.is_empty()),
         audience: a.audience.filter(|s| !s.is_empty()),
         leeway: dur(a.leeway, defaults::TOKEN_LEEWAY),
@@ -99,8 +121,94 @@ pub(super) fn validate_auth(a: AuthFile, base: &Path) -> Result<AuthConfig, Conf
     })
 }
 
-/// `auth.algorithm`, compared without ASCII case.
-fn parse_algorithm(text: &str) -> Result<Algorithm, ConfigError> {
+/// A validated previous key and whether it is the development secret.
+struct Previous {
+    key: VerifyKey,
+    is_dev: bool,
+}
+
+/// Validates `[[auth.previous_keys]]`: each needs a `kid` no other key has (the current key's included), and
+/// the current key needs a `kid` too, or tokens it signs could not be told apart from the previous keys'.
+fn validate_previous_keys(
+    list: Vec<PreviousKeyFile>,
+    current_algorithm: Algorithm,
+    current_kid: Option<&str>,
+    base: &Path,
+) -> Result<Vec<Previous>, ConfigError> {
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(current_kid) = current_kid else {
+        return Err(ConfigError::invalid(
+            "auth.key_id",
+            "required when auth.previous_keys is set: tokens are matched to their key by kid",
+        ));
+    };
+    let mut out: Vec<Previous> = Vec::with_capacity(list.len());
+    for (i, p) in list.into_iter().enumerate() {
+        let prefix = format!("auth.previous_keys[{i}]");
+        let key = |k: &str| format!("{prefix}.{k}");
+        let kid = p
+            .kid
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ConfigError::invalid(key("kid"), "required"))?;
+        if kid == current_kid || out.iter().any(|o| o.key.kid == kid) {
+            return Err(ConfigError::invalid(
+                key("kid"),
+                format!("{kid:?} is used by another key; every key needs its own kid"),
+            ));
+        }
+        let (algorithm, alg_text) = match p.algorithm {
+            Some(text) => (parse_algorithm(&key("algorithm"), &text)?, text),
+            None => (current_algorithm, format!("{current_algorithm:?}")),
+        };
+        let secret = secret(
+            &key("secret"),
+            p.secret.filter(|s| !s.is_empty()),
+            p.secret_file,
+            base,
+        )?;
+        let (decoding_key, is_dev) = if is_hmac(algorithm) {
+            if p.public_key_file.is_some() {
+                return Err(ConfigError::invalid(
+                    key("public_key_file"),
+                    format!("{alg_text} uses a secret, not a key file"),
+                ));
+            }
+            let (decoding, _, dev) = hmac_keys(&prefix, secret, &alg_text)?;
+            (decoding, dev)
+        } else {
+            if secret.is_some() {
+                return Err(ConfigError::invalid(
+                    key("secret"),
+                    format!("{alg_text} uses public_key_file, not a secret"),
+                ));
+            }
+            let path = p.public_key_file.ok_or_else(|| {
+                ConfigError::invalid(key("public_key_file"), format!("required for {alg_text}"))
+            })?;
+            let decoding = read_public_key(
+                &key("public_key_file"),
+                algorithm,
+                &alg_text,
+                &resolve(base, &path),
+            )?;
+            (decoding, false)
+        };
+        out.push(Previous {
+            key: VerifyKey {
+                kid,
+                algorithm,
+                decoding_key,
+            },
+            is_dev,
+        });
+    }
+    Ok(out)
+}
+
+/// An algorithm name, compared without ASCII case; `key` names the setting in errors.
+fn parse_algorithm(key: &str, text: &str) -> Result<Algorithm, ConfigError> {
     let canonical = KNOWN_ALGORITHMS
         .iter()
         .find(|k| k.eq_ignore_ascii_case(text))
@@ -108,23 +216,27 @@ fn parse_algorithm(text: &str) -> Result<Algorithm, ConfigError> {
         .unwrap_or("");
     Algorithm::from_str(canonical).map_err(|_| {
         ConfigError::invalid(
-            "auth.algorithm",
+            key,
             format!("{text:?} is not one of {}", KNOWN_ALGORITHMS.join(", ")),
         )
     })
 }
 
-/// Both keys from the HMAC secret, which must be present and long enough to resist brute force.
-fn hmac_keys(secret: Option<String>, alg_text: &str) -> Result<Keys, ConfigError> {
+/// Both keys from the HMAC secret, which must be present and long enough to resist brute force; `prefix` is
+/// the table the secret was read from (`auth`, `auth.previous_keys[0]`).
+fn hmac_keys(prefix: &str, secret: Option<String>, alg_text: &str) -> Result<Keys, ConfigError> {
+    let key = format!("{prefix}.secret");
     let secret = secret.ok_or_else(|| {
-        ConfigError::invalid(
-            "auth.secret",
-            format!("required for {alg_text} (or auth.secret_file, or GATEWAY_AUTH__SECRET)"),
-        )
+        let hint = if prefix == "auth" {
+            " (or auth.secret_file, or GATEWAY_AUTH__SECRET)".to_string()
+        } else {
+            format!(" (or {prefix}.secret_file)")
+        };
+        ConfigError::invalid(&key, format!("required for {alg_text}{hint}"))
     })?;
     if secret.len() < defaults::MIN_HMAC_SECRET_BYTES {
         return Err(ConfigError::invalid(
-            "auth.secret",
+            &key,
             format!(
                 "is {} bytes; an HMAC secret needs at least {} random bytes",
                 secret.len(),
@@ -149,7 +261,7 @@ fn key_file_keys(
     let public = public.ok_or_else(|| {
         ConfigError::invalid("auth.public_key_file", format!("required for {alg_text}"))
     })?;
-    let decoding = read_public_key(algorithm, alg_text, &public)?;
+    let decoding = read_public_key("auth.public_key_file", algorithm, alg_text, &public)?;
     let encoding = private
         .map(|p| read_private_key(algorithm, alg_text, &p))
         .transpose()?;
@@ -159,13 +271,13 @@ fn key_file_keys(
     Ok((decoding, encoding, false))
 }
 
-/// Reads `auth.public_key_file` as a PEM key of the algorithm's family.
+/// Reads a public key file (`key` names the setting) as a PEM key of the algorithm's family.
 fn read_public_key(
+    key: &str,
     algorithm: Algorithm,
     alg_text: &str,
     path: &Path,
 ) -> Result<DecodingKey, ConfigError> {
-    let key = "auth.public_key_file";
     let pem = std::fs::read(path)
         .map_err(|e| ConfigError::invalid(key, format!("{}: {e}", path.display())))?;
     match algorithm {
@@ -278,6 +390,85 @@ mod tests {
         assert!(
             jsonwebtoken::decode::<serde_json::Value>(&token, &c.auth.decoding_key, &v).is_ok()
         );
+    }
+
+    #[test]
+    fn previous_keys_need_their_own_kid_and_a_current_kid() {
+        let prev = |kid: &str| {
+            format!("[[auth.previous_keys]]\nkid = \"{kid}\"\nsecret = \"{SECRET}-old\"\n")
+        };
+        let e = err(&format!("[auth]\nsecret = \"{SECRET}\"\n{}", prev("a")));
+        assert!(
+            e.starts_with("auth.key_id:") && e.contains("previous_keys"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\nkey_id = \"a\"\n{}",
+            prev("a")
+        ));
+        assert!(e.starts_with("auth.previous_keys[0].kid:"), "{e}");
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\nkey_id = \"c\"\n{}{}",
+            prev("a"),
+            prev("a")
+        ));
+        assert!(e.starts_with("auth.previous_keys[1].kid:"), "{e}");
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\nkey_id = \"c\"\n[[auth.previous_keys]]\nsecret = \"{SECRET}\"\n"
+        ));
+        assert!(e.starts_with("auth.previous_keys[0].kid:"), "{e}");
+        let e = err(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\nkey_id = \"c\"\n[[auth.previous_keys]]\nkid = \"a\"\nsecret = \"short\"\n"
+        ));
+        assert!(e.starts_with("auth.previous_keys[0].secret:"), "{e}");
+        let c = Config::from_toml(&format!(
+            "[auth]\nsecret = \"{SECRET}\"\nkey_id = \"c\"\n{}{}",
+            prev("a"),
+            prev("b")
+        ))
+        .unwrap();
+        let kids: Vec<&str> = c
+            .auth
+            .previous_keys
+            .iter()
+            .map(|k| k.kid.as_str())
+            .collect();
+        assert_eq!(kids, ["a", "b"]);
+        assert!(c
+            .auth
+            .previous_keys
+            .iter()
+            .all(|k| k.algorithm == Algorithm::HS256));
+    }
+
+    #[test]
+    fn an_asymmetric_previous_key_needs_a_public_key_file_of_its_algorithm() {
+        let dir = tempfile::tempdir().unwrap();
+        let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let public = dir.path().join("old.pub");
+        std::fs::write(&public, ec.public_key_pem()).unwrap();
+        let base = format!("[auth]\nsecret = \"{SECRET}\"\nkey_id = \"new\"\n");
+        let e = err(&format!(
+            "{base}[[auth.previous_keys]]\nkid = \"old\"\nalgorithm = \"ES256\"\n"
+        ));
+        assert!(
+            e.starts_with("auth.previous_keys[0].public_key_file:"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}[[auth.previous_keys]]\nkid = \"old\"\nalgorithm = \"EdDSA\"\npublic_key_file = {:?}\n",
+            public.display().to_string()
+        ));
+        assert!(
+            e.starts_with("auth.previous_keys[0].public_key_file:"),
+            "{e}"
+        );
+        let c = Config::from_toml(&format!(
+            "{base}[[auth.previous_keys]]\nkid = \"old\"\nalgorithm = \"es256\"\npublic_key_file = {:?}\n",
+            public.display().to_string()
+        ))
+        .unwrap();
+        assert_eq!(c.auth.previous_keys[0].algorithm, Algorithm::ES256);
     }
 
     #[test]

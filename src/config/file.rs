@@ -89,6 +89,20 @@ pub struct AuthFile {
     pub leeway: Option<Dur>,
     pub token_ttl: Option<Dur>,
     pub max_token_bytes: Option<usize>,
+    /// Keys that still verify tokens after a rotation, each chosen by its `kid`.
+    pub previous_keys: Vec<PreviousKeyFile>,
+}
+
+/// One `[[auth.previous_keys]]` entry: a retired signing key that still verifies the tokens it signed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreviousKeyFile {
+    pub kid: Option<String>,
+    /// Defaults to `auth.algorithm`.
+    pub algorithm: Option<String>,
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub public_key_file: Option<PathBuf>,
 }
 
 /// `[identity]`: the headers the upstream receives about the caller.

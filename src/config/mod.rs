@@ -25,7 +25,7 @@ mod server;
 mod users;
 mod value;
 
-pub use auth::AuthConfig;
+pub use auth::{is_hmac, AuthConfig, VerifyKey};
 pub use cors::CorsConfig;
 pub use error::ConfigError;
 pub use identity::IdentityConfig;
@@ -102,10 +102,12 @@ impl Config {
 
 /// Validates each section, then the rules that span sections.
 fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
+    let server = server::validate_server(raw.server, base)?;
+    let auth = auth::validate_auth(raw.auth, base)?;
     let config = Config {
-        server: server::validate_server(raw.server, base)?,
-        auth: auth::validate_auth(raw.auth, base)?,
+        server,
         identity: identity::validate_identity(raw.identity)?,
+        auth,
         cors: cors::validate_cors(raw.cors)?,
         login: login::validate_login(raw.login, base)?,
         users: users::validate_users(raw.users, base)?,
