@@ -115,3 +115,10 @@ pub const THROTTLE_MAX_ENTRIES: usize = 100_000;
 pub const USERS_FILE: &str = "users.toml";
 /// How often the users file's modification time is checked.
 pub const USERS_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+/// Lifetime of a signed identity assertion: long enough for one upstream request, short enough that a copy
+/// leaked from a log is useless a minute later (Pomerium's assertions use the same order of magnitude).
+pub const ASSERTION_TTL: Duration = Duration::from_secs(60);
+/// `iss` of identity assertions when neither `identity.assertion.issuer` nor `auth.issuer` is set.
+pub const ASSERTION_ISSUER: &str = "gateway";
+/// Signed assertions remembered per route (a few hundred bytes each), so repeat requests skip signing.
+pub const ASSERTION_CACHE_SIZE: usize = 10_000;

@@ -3,6 +3,7 @@
 //! The match in `into_response` is exhaustive with no wildcard, so a new variant must be given a status here.
 //! Detail goes to the log (via `Display`), never to the client.
 
+use crate::auth::assertion::AssertionError;
 use crate::auth::login::LoginError;
 use crate::auth::AuthError;
 use crate::body::ResBody;
@@ -50,6 +51,9 @@ pub enum GatewayError {
     /// A WebSocket upgrade beyond `server.max_websockets_per_user` for the token's subject.
     #[error("websocket upgrade refused: {0}")]
     WebsocketLimit(SeatsFull),
+    /// The identity assertion a route requires could not be signed; the request is not forwarded without it.
+    #[error("identity assertion: {0}")]
+    Assertion(AssertionError),
 }
 
 impl From<LoginError> for GatewayError {
@@ -161,7 +165,7 @@ impl GatewayError {
                 );
                 r
             }
-            GatewayError::Login(LoginError::Token(_)) => {
+            GatewayError::Login(LoginError::Token(_)) | GatewayError::Assertion(_) => {
                 response::empty(StatusCode::INTERNAL_SERVER_ERROR)
             }
             // 429 (RFC 6585 §4) because the limit is this user's own: 503 would blame the gateway and make

@@ -26,6 +26,14 @@ pub fn development_settings(config: &Config, state: &State) -> Vec<String> {
     {
         found.push("Cloudflare's always-pass Turnstile test secret: set login.turnstile.secret(_file) to your widget's secret".to_string());
     }
+    if config
+        .identity
+        .assertion
+        .as_ref()
+        .is_some_and(|a| a.key.is_none())
+    {
+        found.push("an ephemeral identity assertion key: set identity.assertion.key_file to a PKCS#8 PEM private key (EdDSA or ES256) of its own".to_string());
+    }
     if let Some(file) = &state.users_file {
         let demo = file
             .lookup(&crate::users::normalise_name(DEMO_USER.0))

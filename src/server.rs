@@ -152,7 +152,9 @@ impl Gateway {
         }
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
         match state.router.route(host_str, &path) {
-            Routed::Login | Routed::Jwks | Routed::NotFound if parameters => {
+            Routed::Login | Routed::Jwks | Routed::AssertionJwks | Routed::NotFound
+                if parameters =>
+            {
                 Err(refuse_parameters())
             }
             Routed::Login => {
@@ -179,6 +181,13 @@ impl Gateway {
             }
             Routed::Jwks => match &state.jwks {
                 Some(doc) => Ok(crate::response::json(http::StatusCode::OK, doc.to_vec())),
+                None => Err(GatewayError::NotFound),
+            },
+            Routed::AssertionJwks => match &state.asserter {
+                Some(a) => Ok(crate::response::json(
+                    http::StatusCode::OK,
+                    a.jwks().to_vec(),
+                )),
                 None => Err(GatewayError::NotFound),
             },
             Routed::NotFound => {
@@ -209,6 +218,16 @@ impl Gateway {
                     .as_ref()
                     .map(|i| i.sub.clone())
                     .filter(|_| state.access_log);
+                let assertion = match (&state.asserter, &identity) {
+                    (Some(a), Some(id)) => {
+                        // The exact token keys the signing cache (the same token means the same identity).
+                        let token = bearer::extract(req.headers(), state.max_token_bytes).ok();
+                        a.for_request(index, token, id)
+                            .map_err(GatewayError::Assertion)?
+                            .map(|v| (a.header(), v))
+                    }
+                    _ => None,
+                };
                 let upgrade = self.upgrade_terms(state, &req, identity.as_ref())?;
                 let hop = Hop {
                     peer: conn.peer.ip(),
@@ -232,6 +251,7 @@ impl Gateway {
                     body_timeout: state.config.server.body_timeout,
                     identity: identity.as_ref(),
                     upgrade,
+                    assertion,
                 };
                 let sent = Instant::now();
                 let res = forward::forward(req, out).await;

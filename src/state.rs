@@ -6,10 +6,11 @@
 //! made once per process and handed to every `State`; the users file store is carried over while its path
 //! stays the same, so it keeps its last good copy.
 
+use crate::auth::assertion::Asserter;
 use crate::auth::defences::LoginDefences;
 use crate::auth::login::Login;
 use crate::auth::token::{TokenIssuer, TokenVerifier};
-use crate::config::{Config, IdentityConfig};
+use crate::config::{AssertionSigningKey, Config, IdentityConfig};
 use crate::cors::Cors;
 use crate::forward::client::{self, ClientError, UpstreamClient};
 use crate::forward::seats::UpgradeSeats;
@@ -43,6 +44,8 @@ pub struct State {
     pub users_file: Option<Arc<FileStore>>,
     /// The JWKS document, for asymmetric algorithms.
     pub jwks: Option<Bytes>,
+    /// Signs identity assertions, when `identity.assertion` is on.
+    pub asserter: Option<Asserter>,
     /// Process-wide metrics (survive reloads).
     pub metrics: Arc<Metrics>,
     /// Route names as metric labels, same index as `router.routes()`.
@@ -65,6 +68,9 @@ pub struct Lasting {
     pub defences: Arc<LoginDefences>,
     /// Open upgraded connections per token subject: kept across reloads because the connections are.
     pub websockets: UpgradeSeats,
+    /// The ephemeral assertion key (no `identity.assertion.key_file`), made once so that a reload does not
+    /// change the key upstreams verify with.
+    ephemeral_assertion_key: std::sync::Mutex<Option<AssertionSigningKey>>,
 }
 
 impl Lasting {
@@ -74,7 +80,34 @@ impl Lasting {
             metrics: Metrics::new(),
             defences: Arc::new(LoginDefences::new(&config.login)),
             websockets: UpgradeSeats::new(),
+            ephemeral_assertion_key: std::sync::Mutex::default(),
         }
+    }
+
+    /// The process's ephemeral assertion key for `algorithm`, generated (with a loud warning) on first use.
+    pub fn ephemeral_assertion_key(
+        &self,
+        algorithm: jsonwebtoken::Algorithm,
+    ) -> Result<AssertionSigningKey, String> {
+        let mut slot = self
+            .ephemeral_assertion_key
+            .lock()
+            .map_err(|_| "assertion key lock poisoned".to_string())?;
+        if let Some(key) = slot
+            .as_ref()
+            .filter(|k| k.public.common.key_algorithm == Some(algorithm.into()))
+        {
+            return Ok(key.clone());
+        }
+        let key = AssertionSigningKey::generate(algorithm).map_err(|e| e.to_string())?;
+        tracing::warn!(
+            kid = key.kid(),
+            "identity.assertion.key_file is not set: signing identity assertions with an EPHEMERAL key made \
+             for this process; upstreams must refetch the assertion JWKS after every restart, and instances \
+             do not share it. Development only: refused on a non-loopback address"
+        );
+        *slot = Some(key.clone());
+        Ok(key)
     }
 
     /// Makes the lasting parts enforce a newly loaded configuration's limits.
@@ -92,6 +125,9 @@ pub enum StateError {
     /// The login endpoint could not be set up.
     #[error("{0}")]
     Login(String),
+    /// The identity assertion signer could not be set up.
+    #[error("{0}")]
+    Assertion(String),
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -124,6 +160,22 @@ impl State {
         identity_names.extend(config.identity.claims.iter().map(|(_, h)| h.clone()));
         identity_names.extend(crate::forward::headers::ALWAYS_STRIPPED.iter().cloned());
         identity_names.extend(config.identity.strip_headers.iter().cloned());
+        let asserter = match &config.identity.assertion {
+            Some(a) => {
+                let key = match &a.key {
+                    Some(k) => k.clone(),
+                    None => lasting
+                        .ephemeral_assertion_key(a.algorithm)
+                        .map_err(StateError::Assertion)?,
+                };
+                identity_names.push(a.header.clone());
+                Some(
+                    Asserter::new(a, &key, &config.identity, &config.routes)
+                        .map_err(StateError::Assertion)?,
+                )
+            }
+            None => None,
+        };
         let mut untrusted_names = crate::forward::headers::UNTRUSTED_STRIPPED.to_vec();
         untrusted_names.extend(config.identity.strip_untrusted_headers.iter().cloned());
         let login_path = config.login.enabled.then_some(config.login.path.as_str());
@@ -169,7 +221,8 @@ impl State {
             (None, None)
         };
         Ok(State {
-            router: Router::new(config.routes.clone(), login_path, jwks.is_some()),
+            router: Router::new(config.routes.clone(), login_path, jwks.is_some())
+                .with_assertion_jwks(asserter.is_some()),
             clients,
             verifier: TokenVerifier::for_identity(&config.auth, &config.identity),
             identity: config.identity.clone(),
@@ -181,6 +234,7 @@ impl State {
             login,
             users_file,
             jwks,
+            asserter,
             route_names: config
                 .routes
                 .iter()

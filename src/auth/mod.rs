@@ -1,5 +1,6 @@
 //! Authentication: who the caller is (Bearer tokens) and how they get a token (the login endpoint).
 
+pub mod assertion;
 pub mod bearer;
 pub mod defences;
 pub mod error;
@@ -26,4 +27,6 @@ pub struct Identity {
     /// The `exp` claim, in seconds since the epoch: an upgraded connection this token opened is closed then
     /// (plus the leeway, see `TokenVerifier::refused_from`).
     pub exp: u64,
+    /// The `jti` claim when it is a string (copied into the identity assertion).
+    pub jti: Option<String>,
 }

@@ -59,6 +59,8 @@ struct CoreClaims {
     sub: Option<String>,
     name: Option<String>,
     iat: Option<f64>,
+    /// Any JSON: a token minted elsewhere with a numeric `jti` is not refused for it.
+    jti: Option<serde_json::Value>,
 }
 
 /// The same, plus every other claim, for `[identity.claims]`.
@@ -222,6 +224,7 @@ impl TokenVerifier {
             name: core.name,
             extra,
             exp,
+            jti: core.jti.and_then(|j| j.as_str().map(str::to_string)),
         };
         if self.verified.len() >= VERIFIED_TOKENS_MAX {
             self.verified.clear();

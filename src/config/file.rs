@@ -118,6 +118,31 @@ pub struct IdentityFile {
     pub strip_headers: Vec<String>,
     /// More headers removed from requests of untrusted peers, kept from trusted proxies.
     pub strip_untrusted_headers: Vec<String>,
+    /// The signed identity assertion (off unless `header` is set).
+    pub assertion: AssertionFile,
+}
+
+/// `[identity.assertion]`: a short-lived JWT, signed with its own key, telling the upstream who the caller is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssertionFile {
+    pub header: Option<String>,
+    pub algorithm: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub kid: Option<String>,
+    pub ttl: Option<Dur>,
+    pub issuer: Option<String>,
+    pub cache_size: Option<usize>,
+    pub previous_keys: Vec<AssertionKeyFile>,
+}
+
+/// One `[[identity.assertion.previous_keys]]` entry: a retired assertion key's public half, still published.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssertionKeyFile {
+    pub kid: Option<String>,
+    pub algorithm: Option<String>,
+    pub public_key_file: Option<PathBuf>,
 }
 
 /// `[cors]`: browser origins allowed to call the gateway.
@@ -221,6 +246,10 @@ pub struct RouteFile {
     pub timeout: Option<Dur>,
     pub ca_file: Option<PathBuf>,
     pub allow_path_parameters: bool,
+    /// Send the signed identity assertion to this route (default: on, when `identity.assertion` is).
+    pub assertion: Option<bool>,
+    /// The assertion's `aud` for this route (default: the route's name).
+    pub assertion_audience: Option<String>,
 }
 
 /// A duration written as a human string (`"30s"`, `"5m"`, `"1h 30m"`).

@@ -1,8 +1,9 @@
 //! `[identity]`: the headers that tell the upstream who the caller is.
 
+use super::assertion::AssertionConfig;
 use super::file::IdentityFile;
 use super::value::header_name;
-use super::ConfigError;
+use super::{AuthConfig, ConfigError};
 use crate::defaults;
 use http::HeaderName;
 use std::str::FromStr;
@@ -20,10 +21,16 @@ pub struct IdentityConfig {
     pub strip_headers: Vec<HeaderName>,
     /// Configured additions to the headers stripped from untrusted peers' requests.
     pub strip_untrusted_headers: Vec<HeaderName>,
+    /// The signed identity assertion, when `identity.assertion.header` is set.
+    pub assertion: Option<AssertionConfig>,
 }
 
 /// Validates `[identity]`: every header must be one that can carry identity end to end.
-pub(super) fn validate_identity(i: IdentityFile) -> Result<IdentityConfig, ConfigError> {
+pub(super) fn validate_identity(
+    i: IdentityFile,
+    auth: &AuthConfig,
+    base: &std::path::Path,
+) -> Result<IdentityConfig, ConfigError> {
     let user_header = header_name(
         "identity.user_header",
         i.user_header.as_deref().unwrap_or(defaults::USER_HEADER),
@@ -47,6 +54,7 @@ pub(super) fn validate_identity(i: IdentityFile) -> Result<IdentityConfig, Confi
             "identity.strip_untrusted_headers",
             &i.strip_untrusted_headers,
         )?,
+        assertion: super::assertion::validate_assertion(i.assertion, auth, base)?,
     })
 }
 

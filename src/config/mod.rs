@@ -12,6 +12,7 @@
 //! Relative paths in the file are resolved against the file's own directory. Each section is validated by
 //! its own file (`server`, `auth`, …); this one assembles them and checks the rules that span sections.
 
+mod assertion;
 mod auth;
 mod cors;
 mod error;
@@ -25,6 +26,7 @@ mod server;
 mod users;
 mod value;
 
+pub use assertion::{AssertionConfig, AssertionSigningKey};
 pub use auth::{is_hmac, AuthConfig, VerifyKey};
 pub use cors::CorsConfig;
 pub use error::ConfigError;
@@ -106,7 +108,7 @@ fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
     let auth = auth::validate_auth(raw.auth, base)?;
     let config = Config {
         server,
-        identity: identity::validate_identity(raw.identity)?,
+        identity: identity::validate_identity(raw.identity, &auth, base)?,
         auth,
         cors: cors::validate_cors(raw.cors)?,
         login: login::validate_login(raw.login, base)?,

@@ -35,6 +35,10 @@ pub struct RouteConfig {
     /// Accept `;` path parameters (Tomcat's `;jsessionid=`) in request paths; they are forwarded as sent.
     /// Off: such a path is refused (400), since a Java backend reads `/api;/admin` as `/api/admin`.
     pub allow_path_parameters: bool,
+    /// Send the signed identity assertion here (when `identity.assertion` is on; protected routes only).
+    pub assertion: bool,
+    /// The assertion's `aud` for this route.
+    pub assertion_audience: String,
 }
 
 /// A parsed upstream base URL.
@@ -146,8 +150,19 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
             Some(p)
         }
     };
+    let name = r.name.unwrap_or_else(|| format!("route{i}"));
+    let assertion_audience = match r.assertion_audience {
+        Some(a) if a.trim().is_empty() || a.trim() != a => {
+            return Err(ConfigError::invalid(
+                key("assertion_audience"),
+                format!("{a:?} must be a non-empty name without edge whitespace"),
+            ))
+        }
+        Some(a) => a,
+        None => name.clone(),
+    };
     Ok(RouteConfig {
-        name: r.name.unwrap_or_else(|| format!("route{i}")),
+        name,
         prefix,
         host,
         upstream,
@@ -162,6 +177,8 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
         timeout: dur(r.timeout, defaults::UPSTREAM_TIMEOUT),
         ca_file,
         allow_path_parameters: r.allow_path_parameters,
+        assertion: r.assertion.unwrap_or(true),
+        assertion_audience,
     })
 }
 

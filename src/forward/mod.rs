@@ -83,6 +83,8 @@ pub struct Outbound<'a> {
     pub body_timeout: std::time::Duration,
     /// What bounds the connection if the request is upgraded; dropped (giving its seat back) otherwise.
     pub upgrade: UpgradeTerms,
+    /// The signed identity assertion and its header, set after the client's copies were stripped.
+    pub assertion: Option<(&'a http::HeaderName, HeaderValue)>,
 }
 
 /// Sends `req` upstream and returns the upstream's response, ready for the client.
@@ -156,6 +158,9 @@ pub async fn forward(
     headers::set_host(h, host);
     if let Some(id) = out.identity {
         set_identity(h, out.identity_cfg, id)?;
+    }
+    if let Some((name, value)) = out.assertion {
+        h.insert(name.clone(), value);
     }
     if prefix.complete && prefix.trailers.is_none() {
         h.insert(

@@ -18,6 +18,8 @@ pub enum Routed<'a> {
     Login,
     /// The public JWKS document (asymmetric signing only).
     Jwks,
+    /// The identity assertion keys' JWKS document (when assertions are on).
+    AssertionJwks,
     /// A configured route; `upstream_path` is the path to send (rewritten, base path prepended).
     Upstream {
         index: usize,
@@ -36,6 +38,7 @@ pub struct Router {
     by_host: HashMap<String, HashMap<String, usize>>,
     login_path: Option<String>,
     jwks: bool,
+    assertion_jwks: bool,
 }
 
 impl Router {
@@ -60,7 +63,14 @@ impl Router {
             by_host,
             login_path: login_path.map(|p| p.trim_end_matches('/').to_ascii_lowercase()),
             jwks,
+            assertion_jwks: false,
         }
+    }
+
+    /// Also answers the identity assertion keys' JWKS path.
+    pub fn with_assertion_jwks(mut self, on: bool) -> Router {
+        self.assertion_jwks = on;
+        self
     }
 
     /// The routes in configuration order.
@@ -90,6 +100,9 @@ impl Router {
         }
         if self.jwks && view == crate::auth::jwks::JWKS_PATH {
             return Routed::Jwks;
+        }
+        if self.assertion_jwks && view == crate::auth::assertion::ASSERTION_JWKS_PATH {
+            return Routed::AssertionJwks;
         }
         let host_table = host.map(strip_port).and_then(|h| {
             if self.by_host.is_empty() {
@@ -190,6 +203,7 @@ mod tests {
             } => Some((route.name.clone(), upstream_path)),
             Routed::Login => Some(("login".into(), String::new())),
             Routed::Jwks => Some(("jwks".into(), String::new())),
+            Routed::AssertionJwks => Some(("assertion-jwks".into(), String::new())),
             Routed::NotFound => None,
         }
     }
