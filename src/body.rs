@@ -101,8 +101,14 @@ pub struct ClientBody {
     trailers: Option<http::HeaderMap>,
     /// The rest of the client's stream; None when the prefix holds the whole body.
     inner: Option<Incoming>,
+    /// Where the rest waits until this body is first polled, when the request may be sent again: a
+    /// connection that was never made leaves it there for the next attempt.
+    parked: Option<Parked>,
     broken: Arc<AtomicBool>,
 }
+
+/// The unread rest of a client's body, shared by the attempts of one request.
+pub type Parked = Arc<std::sync::Mutex<Option<Incoming>>>;
 
 impl ClientBody {
     /// Wraps a body; the returned flag turns true if the client's stream errors.
@@ -118,10 +124,34 @@ impl ClientBody {
                 prefix: prefix.data,
                 trailers: prefix.trailers,
                 inner: (!prefix.complete).then_some(rest),
+                parked: None,
                 broken: broken.clone(),
             },
             broken,
         )
+    }
+
+    /// A body with nothing in it (health checks).
+    pub fn empty() -> ClientBody {
+        ClientBody {
+            prefix: Bytes::new(),
+            trailers: None,
+            inner: None,
+            parked: None,
+            broken: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// One attempt's copy of a request body that may be sent more than once: the prefix again, then the
+    /// rest from `parked` (taken by whichever attempt polls it first).
+    pub fn attempt(prefix: &Prefix, parked: &Parked, broken: &Arc<AtomicBool>) -> ClientBody {
+        ClientBody {
+            prefix: prefix.data.clone(),
+            trailers: prefix.trailers.clone(),
+            inner: None,
+            parked: (!prefix.complete).then(|| parked.clone()),
+            broken: broken.clone(),
+        }
     }
 }
 
@@ -140,6 +170,9 @@ impl Body for ClientBody {
         if let Some(trailers) = self.trailers.take() {
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }
+        if let Some(parked) = self.parked.take() {
+            self.inner = parked.lock().ok().and_then(|mut rest| rest.take());
+        }
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -153,11 +186,17 @@ impl Body for ClientBody {
     fn is_end_stream(&self) -> bool {
         self.prefix.is_empty()
             && self.trailers.is_none()
+            && self.parked.is_none()
             && self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
         let ahead = self.prefix.len() as u64;
+        if self.parked.is_some() {
+            let mut hint = SizeHint::new();
+            hint.set_lower(ahead);
+            return hint;
+        }
         match &self.inner {
             None => SizeHint::with_exact(ahead),
             Some(inner) => {
@@ -185,6 +224,8 @@ pub struct UpstreamBody {
     last_frame: Instant,
     // Created on the first Pending only: most responses arrive in one go and never need a timer.
     timer: Option<Pin<Box<Sleep>>>,
+    /// Whatever must live as long as the response body (a backend pool's slot on its target).
+    _held: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl UpstreamBody {
@@ -195,7 +236,14 @@ impl UpstreamBody {
             idle,
             last_frame: Instant::now(),
             timer: None,
+            _held: None,
         }
+    }
+
+    /// Keeps `held` until the body is dropped (ended, failed or abandoned by the client).
+    pub fn holding(mut self, held: Box<dyn std::any::Any + Send + Sync>) -> UpstreamBody {
+        self._held = Some(held);
+        self
     }
 }
 

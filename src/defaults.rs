@@ -122,3 +122,22 @@ pub const ASSERTION_TTL: Duration = Duration::from_secs(60);
 pub const ASSERTION_ISSUER: &str = "gateway";
 /// Signed assertions remembered per route (a few hundred bytes each), so repeat requests skip signing.
 pub const ASSERTION_CACHE_SIZE: usize = 10_000;
+
+/// Attempts per proxied request (first + retries): one retry per other target of a typical 3-server farm.
+pub const UPSTREAM_MAX_ATTEMPTS: u32 = 3;
+/// Most attempts a route may configure: beyond, retries only multiply load on a failing farm.
+pub const UPSTREAM_MAX_ATTEMPTS_LIMIT: u32 = 10;
+/// Most targets in one route's pool (rendezvous hashing scores every target per request).
+pub const UPSTREAM_MAX_TARGETS: usize = 64;
+/// Longest wait for a slot on a target at `routes[].max_connections_per_target` before 503.
+pub const UPSTREAM_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Active health check period: a dead server is noticed within a few seconds without flooding it.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// Active health check timeout: a health page slower than this is as good as down.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// First passive ejection (doubled while the target keeps failing): about one active check period.
+pub const PASSIVE_EJECT_TIME: Duration = Duration::from_secs(5);
+/// Longest passive ejection: a target that keeps failing is still tried every few minutes.
+pub const PASSIVE_MAX_EJECT_TIME: Duration = Duration::from_secs(300);
+/// Window over which the 5xx ratio is judged, when `passive.eject_5xx` is on.
+pub const PASSIVE_WINDOW: Duration = Duration::from_secs(30);

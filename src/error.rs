@@ -119,6 +119,25 @@ impl GatewayError {
             GatewayError::Upstream(UpstreamError::ConnectTimeout | UpstreamError::Timeout) => {
                 response::text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
             }
+            // 503, not 502: the gateway knows the servers are out and says when to come back.
+            GatewayError::Upstream(UpstreamError::NoHealthyTarget { retry_after }) => {
+                let mut r =
+                    response::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from(retry_after.as_secs().max(1)),
+                );
+                r
+            }
+            GatewayError::Upstream(UpstreamError::TargetBusy) => {
+                let mut r =
+                    response::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+                r
+            }
             GatewayError::Login(
                 LoginError::BadContentType | LoginError::BadJson | LoginError::BodyRead(_),
             ) => response::empty(StatusCode::BAD_REQUEST),
@@ -242,6 +261,15 @@ mod tests {
         assert_eq!(status(UpstreamError::ClientBody.into()).0, 400);
         assert_eq!(status(UpstreamError::ClientBodyTimeout.into()).0, 408);
         assert_eq!(status(UpstreamError::ConnectTimeout.into()).0, 504);
+        let res = GatewayError::from(UpstreamError::NoHealthyTarget {
+            retry_after: std::time::Duration::from_secs(7),
+        })
+        .into_response();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()[http::header::RETRY_AFTER], "7");
+        let res = GatewayError::from(UpstreamError::TargetBusy).into_response();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()[http::header::RETRY_AFTER], "1");
         assert_eq!(status(LoginError::BadJson.into()).0, 400);
         assert_eq!(status(LoginError::BadContentType.into()).0, 400);
         assert_eq!(status(LoginError::TooLarge.into()).0, 413);

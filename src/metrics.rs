@@ -44,6 +44,28 @@ pub struct RouteLabels {
     pub route: RouteName,
 }
 
+/// A route and one of its upstream targets (the target's configured URL).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub route: RouteName,
+    pub target: RouteName,
+}
+
+/// A route, a target and a failure kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetErrorLabels {
+    pub route: RouteName,
+    pub target: RouteName,
+    pub kind: &'static str,
+}
+
+/// A route and why a request was sent again.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    pub route: RouteName,
+    pub reason: &'static str,
+}
+
 /// A `kind` or `outcome` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -76,6 +98,61 @@ pub struct Metrics {
     pub user_lookups: Counter,
     pub open_connections: Gauge,
     pub config_reloads: Family<OutcomeLabels, Counter>,
+    /// Backend pools (issue 17): per-target state, traffic, failures, latency, and retries.
+    pub targets: TargetMetrics,
+}
+
+/// The per-target families of backend pools.
+pub struct TargetMetrics {
+    pub up: Family<TargetLabels, Gauge>,
+    pub requests: Family<TargetLabels, Counter>,
+    pub errors: Family<TargetErrorLabels, Counter>,
+    pub duration: Family<TargetLabels, Histogram>,
+    pub retries: Family<RetryLabels, Counter>,
+}
+
+impl TargetMetrics {
+    fn register(registry: &mut Registry) -> TargetMetrics {
+        let up = Family::<TargetLabels, Gauge>::default();
+        registry.register(
+            "upstream_target_up",
+            "1 while a pool target takes requests, 0 while its health check fails or it is ejected",
+            up.clone(),
+        );
+        let requests = Family::<TargetLabels, Counter>::default();
+        registry.register(
+            "upstream_target_requests",
+            "Attempts sent to a pool target (retries included)",
+            requests.clone(),
+        );
+        let errors = Family::<TargetErrorLabels, Counter>::default();
+        registry.register(
+            "upstream_target_errors",
+            "Failed attempts per pool target, by kind (connect, connect_timeout, timeout, protocol, status_5xx)",
+            errors.clone(),
+        );
+        let duration = Family::<TargetLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(latency_buckets())) as fn() -> Histogram,
+        );
+        registry.register(
+            "upstream_target_duration_seconds",
+            "Time a pool target took to send its response head",
+            duration.clone(),
+        );
+        let retries = Family::<RetryLabels, Counter>::default();
+        registry.register(
+            "upstream_retries",
+            "Requests sent again to another target, by route and the first attempt's failure",
+            retries.clone(),
+        );
+        TargetMetrics {
+            up,
+            requests,
+            errors,
+            duration,
+            retries,
+        }
+    }
 }
 
 impl Metrics {
@@ -158,8 +235,10 @@ impl Metrics {
             "Configuration reloads by outcome (ok, refused)",
             config_reloads.clone(),
         );
+        let targets = TargetMetrics::register(&mut registry);
         Arc::new(Metrics {
             registry,
+            targets,
             requests,
             request_duration: request_duration_hist,
             upstream_duration,

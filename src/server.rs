@@ -240,9 +240,21 @@ impl Gateway {
                         "1.1"
                     },
                 };
+                let pool = &state.pools[index];
+                let affinity = if pool.balance == crate::config::Balance::User {
+                    match &identity {
+                        Some(id) => forward::pool::balance::hash_bytes(id.sub.as_bytes()),
+                        None => forward::pool::balance::hash_bytes(
+                            client_ip(state, &req, conn).to_string().as_bytes(),
+                        ),
+                    }
+                } else {
+                    0
+                };
                 let out = Outbound {
                     route,
-                    client: &state.clients[index],
+                    pool,
+                    affinity,
                     upstream_path: &upstream_path,
                     hop,
                     identity_cfg: &state.identity,

@@ -12,7 +12,9 @@ use crate::auth::login::Login;
 use crate::auth::token::{TokenIssuer, TokenVerifier};
 use crate::config::{AssertionSigningKey, Config, IdentityConfig};
 use crate::cors::Cors;
-use crate::forward::client::{self, ClientError, UpstreamClient};
+use crate::forward::client::ClientError;
+use crate::forward::pool::health::HealthBook;
+use crate::forward::pool::Pool;
 use crate::forward::seats::UpgradeSeats;
 use crate::metrics::{Metrics, RouteName};
 use crate::routing::Router;
@@ -27,8 +29,8 @@ use std::sync::Arc;
 /// Shared, immutable per-configuration state.
 pub struct State {
     pub router: Router,
-    /// One pooled client per route, same index as `router.routes()`.
-    pub clients: Vec<UpstreamClient>,
+    /// Each route's backend pool (a pooled client per target), same index as `router.routes()`.
+    pub pools: Vec<Pool>,
     pub verifier: TokenVerifier,
     pub identity: IdentityConfig,
     /// Every header name that carries identity or overrides the target, stripped from every request.
@@ -71,6 +73,8 @@ pub struct Lasting {
     /// The ephemeral assertion key (no `identity.assertion.key_file`), made once so that a reload does not
     /// change the key upstreams verify with.
     ephemeral_assertion_key: std::sync::Mutex<Option<AssertionSigningKey>>,
+    /// What is known about each upstream target's health: kept while a reload keeps the target.
+    pub upstream_health: HealthBook,
 }
 
 impl Lasting {
@@ -81,6 +85,7 @@ impl Lasting {
             defences: Arc::new(LoginDefences::new(&config.login)),
             websockets: UpgradeSeats::new(),
             ephemeral_assertion_key: std::sync::Mutex::default(),
+            upstream_health: HealthBook::new(),
         }
     }
 
@@ -113,6 +118,10 @@ impl Lasting {
     /// Makes the lasting parts enforce a newly loaded configuration's limits.
     pub fn apply(&self, config: &Config) {
         self.defences.apply(&config.login);
+        self.upstream_health.retain(
+            &crate::forward::pool::health_keys(&config.routes),
+            &self.metrics,
+        );
     }
 }
 
@@ -148,10 +157,16 @@ impl State {
             )?)),
             None => None,
         };
-        let clients = config
+        let route_names: Vec<RouteName> = config
             .routes
             .iter()
-            .map(client::build)
+            .map(|r| Arc::new(r.name.clone()))
+            .collect();
+        let pools = config
+            .routes
+            .iter()
+            .zip(&route_names)
+            .map(|(r, name)| Pool::new(r, name, &lasting.upstream_health, &metrics))
             .collect::<Result<Vec<_>, _>>()?;
         let mut identity_names = vec![
             config.identity.user_header.clone(),
@@ -223,7 +238,7 @@ impl State {
         Ok(State {
             router: Router::new(config.routes.clone(), login_path, jwks.is_some())
                 .with_assertion_jwks(asserter.is_some()),
-            clients,
+            pools,
             verifier: TokenVerifier::for_identity(&config.auth, &config.identity),
             identity: config.identity.clone(),
             identity_names,
@@ -235,11 +250,7 @@ impl State {
             users_file,
             jwks,
             asserter,
-            route_names: config
-                .routes
-                .iter()
-                .map(|r| Arc::new(r.name.clone()))
-                .collect(),
+            route_names,
             metrics,
             tls,
             access_log: config.log.access,
@@ -248,8 +259,17 @@ impl State {
         })
     }
 
-    /// Readiness: the user store (when login is on) can answer.
+    /// Readiness: the user store (when login is on) can answer, and with
+    /// `metrics.readyz_requires_upstreams` every route has a target that takes requests.
     pub async fn ready(&self) -> Result<(), String> {
+        if self.config.metrics.readyz_requires_upstreams {
+            if let Some(p) = self.pools.iter().find(|p| !p.has_available()) {
+                return Err(format!(
+                    "route {}: no upstream target takes requests",
+                    p.route
+                ));
+            }
+        }
         match &self.login {
             Some(login) => login.store().ready().await.map_err(|e| e.to_string()),
             None => Ok(()),

@@ -45,6 +45,7 @@ pub struct MetricsFile {
     pub enabled: Option<bool>,
     pub listen: Option<String>,
     pub health_on_main_listener: Option<bool>,
+    pub readyz_requires_upstreams: Option<bool>,
 }
 
 /// `[server]`: the listener and its limits.
@@ -236,6 +237,14 @@ pub struct RouteFile {
     pub prefix: Option<String>,
     pub host: Option<String>,
     pub upstream: Option<String>,
+    /// Several targets (`config::pool`); exclusive with `upstream`.
+    pub upstreams: Option<Vec<super::pool::TargetFile>>,
+    pub balance: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub max_connections_per_target: Option<usize>,
+    pub queue_timeout: Option<Dur>,
+    pub health: Option<super::pool::HealthFile>,
+    pub passive: Option<super::pool::PassiveFile>,
     pub public: bool,
     pub strip_prefix: bool,
     pub rewrite_prefix: Option<String>,

@@ -21,6 +21,7 @@ mod identity;
 mod layers;
 mod login;
 mod observability;
+mod pool;
 mod routes;
 mod server;
 mod users;
@@ -33,6 +34,7 @@ pub use error::ConfigError;
 pub use identity::IdentityConfig;
 pub use login::{HashingConfig, LoginConfig, ThrottleConfig, TurnstileConfig};
 pub use observability::{LogConfig, MetricsConfig};
+pub use pool::{Balance, HealthCheckConfig, PassiveConfig, PoolConfig, TargetConfig};
 pub use routes::{nested_under_public, RouteConfig, Upstream};
 pub use server::{ServerConfig, TlsConfig};
 pub use users::{

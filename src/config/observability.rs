@@ -23,6 +23,8 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
     /// Also answer /healthz and /readyz on the main listener, without a token.
     pub health_on_main_listener: bool,
+    /// `/readyz` fails while some route has no upstream target that takes requests.
+    pub readyz_requires_upstreams: bool,
 }
 
 /// Validates `[log]`.
@@ -69,6 +71,7 @@ pub(super) fn validate_metrics(m: MetricsFile) -> Result<MetricsConfig, ConfigEr
     Ok(MetricsConfig {
         listen,
         health_on_main_listener: m.health_on_main_listener.unwrap_or(false),
+        readyz_requires_upstreams: m.readyz_requires_upstreams.unwrap_or(false),
     })
 }
 

@@ -1,11 +1,12 @@
-//! `[[routes]]`: path prefixes (optionally per host) and the upstream each one forwards to.
+//! `[[routes]]`: path prefixes (optionally per host) and the upstream pool each one forwards to.
 
 use super::file::RouteFile;
-use super::value::{dur, http_url, resolve};
+use super::pool::{validate_pool, PoolConfig, PoolFile};
+use super::value::{dur, resolve};
 use super::ConfigError;
 use crate::defaults;
 use crate::protocol::path::{has_parameters, normalise, screen};
-use http::uri::{Authority, Scheme};
+use http::uri::Authority;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,7 +19,10 @@ pub struct RouteConfig {
     pub prefix: String,
     /// Lower-case host without port, if the route is host-specific.
     pub host: Option<String>,
+    /// The first target: its base path is every target's (`config::pool`).
     pub upstream: Upstream,
+    /// Every target, and how requests are spread over them.
+    pub pool: PoolConfig,
     pub public: bool,
     /// What replaces the matched prefix when forwarding (None: path kept as is).
     pub rewrite_prefix: Option<String>,
@@ -41,15 +45,7 @@ pub struct RouteConfig {
     pub assertion_audience: String,
 }
 
-/// A parsed upstream base URL.
-#[derive(Clone, Debug)]
-pub struct Upstream {
-    pub scheme: Scheme,
-    pub authority: Authority,
-    /// Base path without trailing slash ("" for none).
-    pub base_path: String,
-    pub url: String,
-}
+pub use super::pool::Upstream;
 
 /// Validates every route; two routes may not share both prefix and host.
 pub(super) fn validate_routes(
@@ -99,12 +95,20 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
             format!("{prefix:?}: {e} (requests with such a path are refused)"),
         ));
     }
-    let upstream_text = r.upstream.ok_or_else(|| {
-        ConfigError::invalid(key("upstream"), "required (e.g. \"http://127.0.0.1:9000\")")
-    })?;
-    let upstream = parse_upstream(&upstream_text).map_err(|reason| {
-        ConfigError::invalid(key("upstream"), format!("{upstream_text:?}: {reason}"))
-    })?;
+    let pool = validate_pool(
+        PoolFile {
+            upstream: r.upstream,
+            upstreams: r.upstreams,
+            balance: r.balance,
+            max_attempts: r.max_attempts,
+            max_connections_per_target: r.max_connections_per_target,
+            queue_timeout: r.queue_timeout,
+            health: r.health,
+            passive: r.passive,
+        },
+        &key,
+    )?;
+    let upstream = pool.targets[0].upstream.clone();
     let host = match r.host {
         None => None,
         Some(h) => {
@@ -166,6 +170,7 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
         prefix,
         host,
         upstream,
+        pool,
         public: r.public,
         rewrite_prefix,
         preserve_host: r.preserve_host.unwrap_or(true),
@@ -228,17 +233,6 @@ fn normalise_prefix(p: &str) -> Option<String> {
         } else {
             normal
         }
-    })
-}
-
-/// An upstream base URL: an absolute http(s) URL with a valid port and no credentials, query or fragment.
-fn parse_upstream(text: &str) -> Result<Upstream, String> {
-    let url = http_url(text)?;
-    Ok(Upstream {
-        scheme: url.scheme,
-        authority: url.authority,
-        base_path: url.path.trim_end_matches('/').to_string(),
-        url: text.to_string(),
     })
 }
 

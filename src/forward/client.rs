@@ -19,6 +19,16 @@ pub struct ClientError {
     reason: String,
 }
 
+impl ClientError {
+    /// A setup failure of `route`'s client.
+    pub fn new(route: &str, reason: String) -> ClientError {
+        ClientError {
+            route: route.to_string(),
+            reason,
+        }
+    }
+}
+
 /// Builds the client for one route.
 pub fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> {
     let mut http = HttpConnector::new();

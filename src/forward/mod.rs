@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod headers;
+pub mod pool;
 pub mod seats;
 pub mod splice;
 pub mod upgrade;
@@ -15,8 +16,8 @@ use crate::auth::Identity;
 use crate::body::{Prefix, ResBody};
 use crate::config::{IdentityConfig, RouteConfig};
 use crate::protocol::identity;
-use client::UpstreamClient;
 use headers::Hop;
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -49,6 +50,15 @@ pub enum UpstreamError {
     /// The request could not be turned into an upstream request (bad path characters).
     #[error("bad upstream request: {0}")]
     BadRequest(String),
+    /// No target of the route's pool takes requests (health checks fail, or all are ejected).
+    #[error("no healthy upstream target")]
+    NoHealthyTarget {
+        /// When the first target may be back.
+        retry_after: std::time::Duration,
+    },
+    /// Every slot of the chosen target stayed taken for the route's queue timeout.
+    #[error("upstream target busy")]
+    TargetBusy,
 }
 
 impl UpstreamError {
@@ -62,6 +72,8 @@ impl UpstreamError {
             UpstreamError::BadRequest(_) => "bad_request",
             UpstreamError::ClientBody => "client_body",
             UpstreamError::ClientBodyTimeout => "client_body_timeout",
+            UpstreamError::NoHealthyTarget { .. } => "no_healthy_target",
+            UpstreamError::TargetBusy => "target_busy",
         }
     }
 }
@@ -69,7 +81,10 @@ impl UpstreamError {
 /// Everything forwarding needs besides the request.
 pub struct Outbound<'a> {
     pub route: &'a RouteConfig,
-    pub client: &'a UpstreamClient,
+    /// The route's targets.
+    pub pool: &'a pool::Pool,
+    /// The key `balance = "user"` hashes: the token's `sub`, or the client address on public routes.
+    pub affinity: u64,
     pub upstream_path: &'a str,
     pub hop: Hop<'a>,
     pub identity_cfg: &'a IdentityConfig,
@@ -104,17 +119,17 @@ pub async fn forward(
     let route = out.route;
     // Read the body's first part before anything goes upstream: a body that breaks or stalls here never
     // reaches the backend, and a short one is sent whole, with its length.
-    let prefix =
-        if upgrade || route.request_buffer_bytes == 0 || http_body::Body::is_end_stream(&body) {
-            Prefix::default()
-        } else {
-            let read = crate::body::read_prefix(&mut body, route.request_buffer_bytes);
-            match tokio::time::timeout(out.body_timeout, read).await {
-                Err(_) => return Err(UpstreamError::ClientBodyTimeout),
-                Ok(Err(_)) => return Err(UpstreamError::ClientBody),
-                Ok(Ok(prefix)) => prefix,
-            }
-        };
+    let no_body = http_body::Body::is_end_stream(&body);
+    let prefix = if upgrade || route.request_buffer_bytes == 0 || no_body {
+        Prefix::default()
+    } else {
+        let read = crate::body::read_prefix(&mut body, route.request_buffer_bytes);
+        match tokio::time::timeout(out.body_timeout, read).await {
+            Err(_) => return Err(UpstreamError::ClientBodyTimeout),
+            Ok(Err(_)) => return Err(UpstreamError::ClientBody),
+            Ok(Ok(prefix)) => prefix,
+        }
+    };
     let mut pq = String::with_capacity(
         out.upstream_path.len() + parts.uri.query().map_or(0, |q| q.len() + 1),
     );
@@ -123,12 +138,7 @@ pub async fn forward(
         pq.push('?');
         pq.push_str(q);
     }
-    parts.uri = Uri::builder()
-        .scheme(route.upstream.scheme.clone())
-        .authority(route.upstream.authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+    let pq = PathAndQuery::try_from(pq).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
     if parts.version == Version::HTTP_2 {
         headers::join_cookies(&mut parts.headers);
     }
@@ -145,17 +155,15 @@ pub async fn forward(
         h.remove(http::header::AUTHORIZATION);
     }
     headers::set_forwarded(h, &out.hop);
-    let host = if route.preserve_host {
+    // Without the client's Host, each target gets its own authority (set per attempt).
+    let client_host = if route.preserve_host {
         out.hop.host.cloned()
     } else {
         None
     };
-    let host = match host {
-        Some(h) => h,
-        None => HeaderValue::from_str(route.upstream.authority.as_str())
-            .map_err(|e| UpstreamError::BadRequest(e.to_string()))?,
-    };
-    headers::set_host(h, host);
+    if let Some(host) = client_host.clone() {
+        headers::set_host(h, host);
+    }
     if let Some(id) = out.identity {
         set_identity(h, out.identity_cfg, id)?;
     }
@@ -169,16 +177,45 @@ pub async fn forward(
         );
     }
 
-    let (body, client_broke) = crate::body::ClientBody::with_prefix(prefix, body);
-    let upstream_req = Request::from_parts(parts, body);
-    let response = match tokio::time::timeout(route.timeout, out.client.request(upstream_req)).await
-    {
-        Err(_) => return Err(UpstreamError::Timeout),
-        Ok(Err(_)) if client_broke.load(std::sync::atomic::Ordering::Relaxed) => {
-            return Err(UpstreamError::ClientBody)
+    let pool = out.pool;
+    let (response, lease) = if pool.is_single() {
+        let target = &pool.targets[0];
+        if pool.pick(0, 0).is_none() {
+            return Err(UpstreamError::NoHealthyTarget {
+                retry_after: pool.retry_after(),
+            });
         }
-        Ok(Err(e)) => return Err(classify(&e)),
-        Ok(Ok(r)) => r,
+        let lease = target
+            .lease(pool.counts_load(), pool.queue_timeout)
+            .await
+            .map_err(|_| UpstreamError::TargetBusy)?;
+        parts.uri = target_uri(target, pq)?;
+        if client_host.is_none() {
+            headers::set_host(&mut parts.headers, target.host.clone());
+        }
+        let (body, client_broke) = crate::body::ClientBody::with_prefix(prefix, body);
+        let sent = std::time::Instant::now();
+        let result = attempt(
+            target,
+            Request::from_parts(parts, body),
+            route.timeout,
+            &client_broke,
+        )
+        .await;
+        (settle(pool, 0, result, sent)?, lease)
+    } else {
+        send_to_pool(PoolRequest {
+            pool,
+            parts,
+            pq,
+            client_host,
+            whole: prefix.complete || no_body,
+            prefix,
+            body,
+            affinity: out.affinity,
+            timeout: route.timeout,
+        })
+        .await?
     };
 
     let mut response = response;
@@ -202,10 +239,153 @@ pub async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, false);
-    Ok(Response::from_parts(
-        parts,
-        Either::Left(crate::body::UpstreamBody::new(body, route.timeout)),
-    ))
+    let mut body = crate::body::UpstreamBody::new(body, route.timeout);
+    if !lease.is_empty() {
+        body = body.holding(Box::new(lease));
+    }
+    Ok(Response::from_parts(parts, Either::Left(body)))
+}
+
+/// The absolute URI of `pq` on `target`.
+fn target_uri(target: &pool::target::Target, pq: PathAndQuery) -> Result<Uri, UpstreamError> {
+    Uri::builder()
+        .scheme(target.upstream.scheme.clone())
+        .authority(target.upstream.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| UpstreamError::BadRequest(e.to_string()))
+}
+
+/// Sends one attempt within `budget`; a failure of the client's own body is the client's.
+async fn attempt(
+    target: &pool::target::Target,
+    req: Request<crate::body::ClientBody>,
+    budget: std::time::Duration,
+    client_broke: &std::sync::atomic::AtomicBool,
+) -> Result<Response<Incoming>, UpstreamError> {
+    target.requests.inc();
+    match tokio::time::timeout(budget, target.client.request(req)).await {
+        Err(_) => Err(UpstreamError::Timeout),
+        Ok(Err(_)) if client_broke.load(std::sync::atomic::Ordering::Relaxed) => {
+            Err(UpstreamError::ClientBody)
+        }
+        Ok(Err(e)) => Err(classify(&e)),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// Tells the pool how an attempt on target `i` went; passes the result on.
+fn settle(
+    pool: &pool::Pool,
+    i: usize,
+    result: Result<Response<Incoming>, UpstreamError>,
+    sent: std::time::Instant,
+) -> Result<Response<Incoming>, UpstreamError> {
+    match &result {
+        Ok(res) => pool.answered(i, res.status(), sent),
+        Err(
+            e @ (UpstreamError::Connect(_)
+            | UpstreamError::ConnectTimeout
+            | UpstreamError::Protocol(_)),
+        ) => pool.failed(i, e.kind(), true),
+        Err(UpstreamError::Timeout) => pool.failed(i, "timeout", false),
+        Err(_) => {}
+    }
+    result
+}
+
+/// A request on its way to a pool of several targets.
+struct PoolRequest<'a> {
+    pool: &'a pool::Pool,
+    parts: http::request::Parts,
+    pq: PathAndQuery,
+    client_host: Option<HeaderValue>,
+    prefix: Prefix,
+    /// The whole body is in `prefix` (or there is none): it can be sent again.
+    whole: bool,
+    body: Incoming,
+    affinity: u64,
+    timeout: std::time::Duration,
+}
+
+/// Idempotent methods (RFC 9110 §9.2.2) the gateway may send twice.
+fn idempotent(m: &http::Method) -> bool {
+    matches!(
+        *m,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+    )
+}
+
+/// Sends a request to a pool, retrying on another target when that cannot do harm: a connection that was
+/// never made (any method; the body is still unread), or a connection that broke before the response head
+/// for an idempotent method whose whole body was buffered. Never after a response head; all attempts share
+/// the route's timeout.
+async fn send_to_pool(
+    r: PoolRequest<'_>,
+) -> Result<(Response<Incoming>, pool::target::Lease), UpstreamError> {
+    let pool = r.pool;
+    let deadline = tokio::time::Instant::now() + r.timeout;
+    let resend_after_sending = idempotent(&r.parts.method) && r.whole;
+    let parked: crate::body::Parked = std::sync::Arc::new(std::sync::Mutex::new(Some(r.body)));
+    let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tried: pool::balance::Candidates = 0;
+    let mut last_error: Option<UpstreamError> = None;
+    for n in 1..=pool.max_attempts {
+        let Some(i) = pool.pick(tried, r.affinity) else {
+            break;
+        };
+        tried |= 1 << i;
+        let target = &pool.targets[i];
+        let lease = match target.lease(pool.counts_load(), pool.queue_timeout).await {
+            Ok(lease) => lease,
+            // Moving an affine user to another server would lose their in-process session: 503 instead.
+            Err(_) if pool.balance == crate::config::Balance::User || n == pool.max_attempts => {
+                return Err(UpstreamError::TargetBusy)
+            }
+            Err(_) => {
+                pool.retrying(i, "target_busy", n);
+                last_error = Some(UpstreamError::TargetBusy);
+                continue;
+            }
+        };
+        let mut req = Request::new(crate::body::ClientBody::attempt(
+            &r.prefix, &parked, &broken,
+        ));
+        *req.method_mut() = r.parts.method.clone();
+        *req.version_mut() = r.parts.version;
+        *req.headers_mut() = r.parts.headers.clone();
+        *req.uri_mut() = target_uri(target, r.pq.clone())?;
+        if r.client_host.is_none() {
+            headers::set_host(req.headers_mut(), target.host.clone());
+        }
+        let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let sent = std::time::Instant::now();
+        let result = settle(pool, i, attempt(target, req, budget, &broken).await, sent);
+        let e = match result {
+            Ok(res) => return Ok((res, lease)),
+            Err(e) => e,
+        };
+        let body_unread = r.whole || parked.lock().map(|p| p.is_some()).unwrap_or(false);
+        let again = match &e {
+            UpstreamError::Connect(_) | UpstreamError::ConnectTimeout => body_unread,
+            UpstreamError::Protocol(_) => resend_after_sending,
+            _ => false,
+        };
+        if !again || n == pool.max_attempts || deadline <= tokio::time::Instant::now() {
+            return Err(e);
+        }
+        pool.retrying(i, e.kind(), n);
+        last_error = Some(e);
+    }
+    Err(
+        last_error.unwrap_or_else(|| UpstreamError::NoHealthyTarget {
+            retry_after: pool.retry_after(),
+        }),
+    )
 }
 
 /// Sets the identity headers. Verification already refused tokens whose `sub`, `name` or mapped claims
