@@ -8,6 +8,8 @@
 
 use crate::auth::defences::LoginDefences;
 use crate::auth::login::Login;
+use crate::auth::revocation::Revocations;
+use crate::auth::sessions::Sessions;
 use crate::auth::token::{TokenIssuer, TokenVerifier};
 use crate::config::{Config, IdentityConfig};
 use crate::cors::Cors;
@@ -65,6 +67,9 @@ pub struct Lasting {
     pub defences: Arc<LoginDefences>,
     /// Open upgraded connections per token subject: kept across reloads because the connections are.
     pub websockets: UpgradeSeats,
+    /// Ended sessions: the revocation table (revoked token ids, per-user watermarks, users seen for
+    /// `auth.recheck_active`) and where revocations are published.
+    pub sessions: Arc<Sessions>,
 }
 
 impl Lasting {
@@ -74,12 +79,19 @@ impl Lasting {
             metrics: Metrics::new(),
             defences: Arc::new(LoginDefences::new(&config.login)),
             websockets: UpgradeSeats::new(),
+            sessions: Arc::new(Sessions::new(Arc::new(Revocations::new(
+                &config.auth.sessions,
+                config.auth.leeway,
+            )))),
         }
     }
 
     /// Makes the lasting parts enforce a newly loaded configuration's limits.
     pub fn apply(&self, config: &Config) {
         self.defences.apply(&config.login);
+        self.sessions
+            .table()
+            .apply(&config.auth.sessions, config.auth.leeway);
     }
 }
 
@@ -169,9 +181,15 @@ impl State {
             (None, None)
         };
         Ok(State {
-            router: Router::new(config.routes.clone(), login_path, jwks.is_some()),
+            router: Router::new(config.routes.clone(), login_path, jwks.is_some()).with_logout(
+                config
+                    .login
+                    .logout_enabled
+                    .then_some(config.login.logout_path.as_str()),
+            ),
             clients,
-            verifier: TokenVerifier::for_identity(&config.auth, &config.identity),
+            verifier: TokenVerifier::for_identity(&config.auth, &config.identity)
+                .with_revocations(lasting.sessions.table().clone()),
             identity: config.identity.clone(),
             identity_names,
             untrusted_names,

@@ -54,6 +54,9 @@ pub enum TokenError {
     /// (control characters, edge whitespace), so the upstream could not be told who the caller is.
     #[error("identity claim is not a valid header value")]
     HeaderValue,
+    /// The token was revoked (logout, `gateway revoke`, or its user became inactive).
+    #[error("revoked")]
+    Revoked,
 }
 
 impl TokenError {
@@ -69,6 +72,7 @@ impl TokenError {
             TokenError::Audience => "audience",
             TokenError::Claims => "claims",
             TokenError::HeaderValue => "header_value",
+            TokenError::Revoked => "revoked",
         }
     }
 }

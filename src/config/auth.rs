@@ -24,6 +24,8 @@ pub struct AuthConfig {
     pub max_token_bytes: usize,
     /// True when the shipped development secret is in use.
     pub dev_secret: bool,
+    /// Revocation bounds and `auth.recheck_active`.
+    pub sessions: super::revocation::SessionsConfig,
 }
 
 /// The algorithms `auth.algorithm` accepts, in their canonical spelling.
@@ -85,6 +87,7 @@ pub(super) fn validate_auth(a: AuthFile, base: &Path) -> Result<AuthConfig, Conf
             "must be at least 256",
         ));
     }
+    let sessions = super::revocation::validate_sessions(a.recheck_active, a.revocation, token_ttl)?;
     Ok(AuthConfig {
         algorithm,
         decoding_key,
@@ -96,6 +99,7 @@ pub(super) fn validate_auth(a: AuthFile, base: &Path) -> Result<AuthConfig, Conf
         token_ttl,
         max_token_bytes,
         dev_secret,
+        sessions,
     })
 }
 

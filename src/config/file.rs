@@ -45,6 +45,8 @@ pub struct MetricsFile {
     pub enabled: Option<bool>,
     pub listen: Option<String>,
     pub health_on_main_listener: Option<bool>,
+    /// Operator bearer token for the revoke endpoint; without it that endpoint is not served.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// `[server]`: the listener and its limits.
@@ -89,6 +91,18 @@ pub struct AuthFile {
     pub leeway: Option<Dur>,
     pub token_ttl: Option<Dur>,
     pub max_token_bytes: Option<usize>,
+    /// How often users seen with a token are looked up again (off when absent).
+    pub recheck_active: Option<Dur>,
+    pub revocation: RevocationFile,
+}
+
+/// `[auth.revocation]`: bounds of the local revocation tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationFile {
+    pub max_tokens: Option<usize>,
+    pub max_users: Option<usize>,
+    pub max_token_lifetime: Option<Dur>,
 }
 
 /// `[identity]`: the headers the upstream receives about the caller.
@@ -128,6 +142,8 @@ pub struct LoginFile {
     pub body_timeout: Option<Dur>,
     pub min_failure_time: Option<Dur>,
     pub max_user_name_chars: Option<usize>,
+    pub logout_enabled: Option<bool>,
+    pub logout_path: Option<String>,
     pub turnstile: TurnstileFile,
     pub hashing: HashingFile,
     pub throttle: ThrottleFile,

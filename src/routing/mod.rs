@@ -16,6 +16,8 @@ use std::collections::HashMap;
 pub enum Routed<'a> {
     /// The login endpoint, answered by the gateway.
     Login,
+    /// The logout endpoint (`login.logout_path`), answered by the gateway.
+    Logout,
     /// The public JWKS document (asymmetric signing only).
     Jwks,
     /// A configured route; `upstream_path` is the path to send (rewritten, base path prepended).
@@ -35,6 +37,7 @@ pub struct Router {
     any_host: HashMap<String, usize>,
     by_host: HashMap<String, HashMap<String, usize>>,
     login_path: Option<String>,
+    logout_path: Option<String>,
     jwks: bool,
 }
 
@@ -59,8 +62,15 @@ impl Router {
             any_host,
             by_host,
             login_path: login_path.map(|p| p.trim_end_matches('/').to_ascii_lowercase()),
+            logout_path: None,
             jwks,
         }
+    }
+
+    /// Also answers `path` (matched like the login path) as the logout endpoint.
+    pub fn with_logout(mut self, path: Option<&str>) -> Router {
+        self.logout_path = path.map(|p| p.trim_end_matches('/').to_ascii_lowercase());
+        self
     }
 
     /// The routes in configuration order.
@@ -78,15 +88,16 @@ impl Router {
         } else {
             std::borrow::Cow::Borrowed(&view)
         };
-        if let Some(login) = &self.login_path {
-            let p = if lower.len() > 1 {
-                lower.trim_end_matches('/')
-            } else {
-                &lower
-            };
-            if p == login {
-                return Routed::Login;
-            }
+        let exact = if lower.len() > 1 {
+            lower.trim_end_matches('/')
+        } else {
+            &lower
+        };
+        if self.login_path.as_deref() == Some(exact) {
+            return Routed::Login;
+        }
+        if self.logout_path.as_deref() == Some(exact) {
+            return Routed::Logout;
         }
         if self.jwks && view == crate::auth::jwks::JWKS_PATH {
             return Routed::Jwks;
@@ -178,7 +189,7 @@ mod tests {
     fn router(routes: &str) -> Router {
         let text = format!("[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\n{routes}");
         let c = Config::from_toml(&text).unwrap();
-        Router::new(c.routes, Some("/api/Auth"), false)
+        Router::new(c.routes, Some("/api/Auth"), false).with_logout(Some("/api/Auth/logout"))
     }
 
     fn target(r: &Router, host: Option<&str>, path: &str) -> Option<(String, String)> {
@@ -189,6 +200,7 @@ mod tests {
                 ..
             } => Some((route.name.clone(), upstream_path)),
             Routed::Login => Some(("login".into(), String::new())),
+            Routed::Logout => Some(("logout".into(), String::new())),
             Routed::Jwks => Some(("jwks".into(), String::new())),
             Routed::NotFound => None,
         }
@@ -305,6 +317,8 @@ upstream = "http://admin"
         assert_eq!(target(&r, None, "/api/auth").unwrap().0, "login");
         assert_eq!(target(&r, None, "/API/AUTH/").unwrap().0, "login");
         assert_eq!(target(&r, None, "/api/authx").unwrap().0, "api");
+        assert_eq!(target(&r, None, "/api/Auth/Logout/").unwrap().0, "logout");
+        assert_eq!(target(&r, None, "/api/auth/logout/x").unwrap().0, "api");
     }
 
     #[test]
