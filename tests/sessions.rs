@@ -245,7 +245,8 @@ fn run_revoke(path: &std::path::Path, args: &[&str]) -> std::process::Output {
     out
 }
 
-#[tokio::test]
+// Multi-threaded: the test thread blocks on the child process while the in-process gateway answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_revoke_user_and_jti_through_the_operations_listener() {
     let up = Upstream::echo().await;
     let dir = tempfile::tempdir().unwrap();
