@@ -34,6 +34,8 @@ pub const WEBSOCKET_LIMIT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Metrics and health listener: loopback only, off the public port.
 pub const METRICS_LISTEN_ADDR: &str = "127.0.0.1:9090";
+/// Shortest operator token (`metrics.admin_token_file`): as hard to guess as an HMAC key.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
 /// Upstream TCP (and TLS) connect timeout: a healthy upstream on a LAN connects in milliseconds.
 pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,6 +72,15 @@ pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 pub const REQUEST_BUFFER_BYTES: usize = 64 * 1024;
 /// Time a client gets to send that first part of its body (the whole body when it is shorter) → 408.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Revoked token ids remembered at once (~100 bytes each); a logout beyond it is refused with 503.
+pub const MAX_REVOKED_TOKENS: usize = 100_000;
+/// Users with a revocation watermark remembered at once.
+pub const MAX_REVOKED_USERS: usize = 100_000;
+/// Shortest `auth.recheck_active`: each period looks every user seen again up in the user store.
+pub const MIN_RECHECK_ACTIVE: Duration = Duration::from_secs(1);
+/// Appended to `login.path` to make the default logout path (`/api/Auth/logout`).
+pub const LOGOUT_SUFFIX: &str = "/logout";
 
 /// Path the gateway answers logins on, as the original API.
 pub const LOGIN_PATH: &str = "/api/Auth";

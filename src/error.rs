@@ -5,6 +5,8 @@
 
 use crate::auth::assertion::AssertionError;
 use crate::auth::login::LoginError;
+use crate::auth::logout::LogoutError;
+use crate::auth::operator::OperatorError;
 use crate::auth::AuthError;
 use crate::body::ResBody;
 use crate::forward::seats::SeatsFull;
@@ -48,6 +50,12 @@ pub enum GatewayError {
     /// The login endpoint refused.
     #[error("login: {0}")]
     Login(LoginError),
+    /// An operator request on the operations listener was refused.
+    #[error("operator: {0}")]
+    Operator(OperatorError),
+    /// The logout endpoint refused.
+    #[error("logout: {0}")]
+    Logout(LogoutError),
     /// A WebSocket upgrade beyond `server.max_websockets_per_user` for the token's subject.
     #[error("websocket upgrade refused: {0}")]
     WebsocketLimit(SeatsFull),
@@ -59,6 +67,12 @@ pub enum GatewayError {
 impl From<LoginError> for GatewayError {
     fn from(e: LoginError) -> Self {
         GatewayError::Login(e)
+    }
+}
+
+impl From<LogoutError> for GatewayError {
+    fn from(e: LogoutError) -> Self {
+        GatewayError::Logout(e)
     }
 }
 
@@ -187,6 +201,40 @@ impl GatewayError {
             GatewayError::Login(LoginError::Token(_)) | GatewayError::Assertion(_) => {
                 response::empty(StatusCode::INTERNAL_SERVER_ERROR)
             }
+            // Without an operator token the endpoint does not exist: the same 404 as any unknown path, so a
+            // scan of the operations listener (reachable on the pod IP) does not learn it is there.
+            GatewayError::Operator(OperatorError::NotConfigured) => {
+                response::empty(StatusCode::NOT_FOUND)
+            }
+            GatewayError::Operator(OperatorError::Unauthorized) => response::unauthorized(None),
+            GatewayError::Operator(OperatorError::Method) => {
+                let mut r = response::empty(StatusCode::METHOD_NOT_ALLOWED);
+                r.headers_mut()
+                    .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+                r
+            }
+            GatewayError::Operator(OperatorError::BadRequest(_)) => {
+                response::empty(StatusCode::BAD_REQUEST)
+            }
+            GatewayError::Operator(OperatorError::Revoke(_)) => {
+                let mut r = response::empty(StatusCode::SERVICE_UNAVAILABLE);
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+                r
+            }
+            // Nothing to log out is the bare 401, whatever was wrong with the token.
+            GatewayError::Logout(LogoutError::Auth(_)) => response::unauthorized(None),
+            // A logout that did not happen must not look done, nor like a bad token: 503, retry later.
+            GatewayError::Logout(LogoutError::Revoke(_)) => {
+                let mut r = response::empty(StatusCode::SERVICE_UNAVAILABLE);
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+                r
+            }
             // 429 (RFC 6585 §4) because the limit is this user's own: 503 would blame the gateway and make
             // every client back off, 403 would read as "never allowed", and 401 would send the client to
             // log in again for nothing. Retry-After because a seat frees as soon as one of the user's own
@@ -296,6 +344,31 @@ mod tests {
             503
         );
         let bare = status(LoginError::UnknownUser.into());
+        assert_eq!(
+            status(LogoutError::Auth(AuthError::Invalid(TokenError::Revoked)).into()),
+            bare
+        );
+        assert_eq!(
+            status(GatewayError::Operator(OperatorError::NotConfigured)).0,
+            404
+        );
+        assert_eq!(
+            status(GatewayError::Operator(OperatorError::Unauthorized)),
+            bare
+        );
+        assert_eq!(status(GatewayError::Operator(OperatorError::Method)).0, 405);
+        assert_eq!(
+            status(GatewayError::Operator(OperatorError::BadRequest(
+                "x".into()
+            )))
+            .0,
+            400
+        );
+        let full = crate::auth::revocation::TableFull {
+            table: "tokens",
+            limit: 1,
+        };
+        assert_eq!(status(LogoutError::Revoke(full.into()).into()).0, 503);
         assert_eq!(bare.0, 401);
         for e in [
             LoginError::Inactive,

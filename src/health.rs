@@ -1,7 +1,7 @@
 //! The operations listener (default 127.0.0.1:9090, off the public port): `/metrics` (Prometheus text or
 //! OpenMetrics, by `Accept`),
 //! `/healthz` (liveness: the process serves) and `/readyz` (readiness: config loaded and the user store can
-//! answer). The same health answers are available on the main listener with `metrics.health_on_main_listener`.
+//! answer), and `POST /revoke` for operators when `metrics.admin_token_file` is set (`crate::admin`). The same health answers are available on the main listener with `metrics.health_on_main_listener`.
 
 use crate::body::ResBody;
 use crate::metrics::Format;
@@ -42,6 +42,9 @@ pub async fn answer(shared: &Shared, method: &Method, path: &str) -> Option<Resp
 async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response<ResBody> {
     if let Some(res) = answer(&shared, req.method(), req.uri().path()).await {
         return res;
+    }
+    if req.uri().path() == crate::auth::operator::REVOKE_PATH {
+        return crate::admin::revoke(&shared, req).await;
     }
     if req.uri().path() == "/metrics" && req.method() == Method::GET {
         let state = shared.current();

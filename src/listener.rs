@@ -136,6 +136,23 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         shared.clone(),
         config.users.reload_interval,
     )));
+    background.push(tokio::spawn(crate::auth::sessions::sweep(
+        shared.lasting.sessions.clone(),
+    )));
+    let current = Arc::downgrade(&shared);
+    background.push(tokio::spawn(crate::auth::recheck::run(
+        shared.lasting.sessions.clone(),
+        move || match current.upgrade() {
+            Some(shared) => {
+                let state = shared.current();
+                (
+                    state.login.as_ref().map(|l| l.store().clone()),
+                    state.config.auth.sessions.recheck_active,
+                )
+            }
+            None => (None, None),
+        },
+    )));
     let done = tokio::spawn(accept_loop(
         listener,
         shared.clone(),

@@ -1,4 +1,4 @@
-//! `gateway` command line: `serve` (default), `check-config`, `hash-password`. No request logic lives here.
+//! `gateway` command line: `serve` (default), `check-config`, `hash-password`, `healthcheck`, `revoke`. No request logic lives here.
 
 use clap::{Parser, Subcommand};
 use gateway::config::Config;
@@ -37,6 +37,23 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
         url: String,
     },
+    /// Revoke tokens on every instance: all of a user's tokens issued up to now, or one token by its `jti`.
+    /// Writes to the shared store when `[shared]` is configured, otherwise asks the running gateway's
+    /// operations listener (which needs `metrics.admin_token_file`).
+    Revoke {
+        /// The user (token `sub`) whose tokens issued up to now stop working.
+        #[arg(long, required_unless_present = "jti", conflicts_with_all = ["jti", "exp"])]
+        user: Option<String>,
+        /// One token's `jti`.
+        #[arg(long, requires = "exp")]
+        jti: Option<String>,
+        /// That token's `exp` (seconds since the epoch): how long it must stay refused.
+        #[arg(long, requires = "jti")]
+        exp: Option<u64>,
+        /// The operations listener to ask (default: `http://` + `metrics.listen`, loopback for 0.0.0.0).
+        #[arg(long)]
+        admin_url: Option<String>,
+    },
     /// Read a password (stdin, or a prompt without echo) and print its argon2id hash for the users file.
     HashPassword {
         /// argon2 memory in KiB (default from [login.hashing], else OWASP's 19456).
@@ -60,6 +77,15 @@ fn main() -> ExitCode {
             check_config(&cli.config)
         }
         Command::Healthcheck { url } => healthcheck(&url),
+        Command::Revoke {
+            user,
+            jti,
+            exp,
+            admin_url,
+        } => {
+            let _logs = gateway::telemetry::init(None);
+            revoke(&cli.config, user, jti.zip(exp), admin_url)
+        }
         Command::HashPassword {
             memory_kib,
             iterations,
@@ -230,6 +256,60 @@ fn healthcheck(url: &str) -> ExitCode {
             }
         }
     })
+}
+
+fn revoke(
+    path: &std::path::Path,
+    user: Option<String>,
+    token: Option<(String, u64)>,
+    admin_url: Option<String>,
+) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let body = match (&user, &token) {
+        (Some(u), _) => gateway::auth::operator::user_body(u),
+        (None, Some((jti, exp))) => gateway::auth::operator::token_body(jti, *exp),
+        (None, None) => {
+            eprintln!("error: give --user NAME or --jti ID --exp UNIX");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(admin) = &config.metrics.admin_token else {
+        eprintln!("error: metrics.admin_token_file is not set, so the running gateway serves no revoke endpoint");
+        return ExitCode::from(2);
+    };
+    let base = match admin_url {
+        Some(u) => u,
+        None => match config.metrics.listen {
+            Some(addr) => format!("http://{}", gateway::admin::reachable(addr)),
+            None => {
+                eprintln!("error: metrics.enabled = false: no operations listener to ask");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(gateway::admin::send_revoke(&base, &admin.0, body)) {
+        Ok(()) => {
+            match (user, token) {
+                (Some(u), _) => println!("revoked: every token of user {u:?} issued up to now"),
+                (None, Some((jti, _))) => println!("revoked: token {jti:?}"),
+                (None, None) => {}
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {base}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn hash_password(

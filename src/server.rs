@@ -6,11 +6,12 @@
 //! rule) → authentication → forwarding.
 
 use crate::auth::bearer;
+use crate::auth::logout::{self, LogoutError};
 use crate::body::ResBody;
 use crate::cors::Cors;
 use crate::error::{BadRequest, GatewayError};
 use crate::forward::headers::{self, Hop};
-use crate::forward::splice::UpgradeTerms;
+use crate::forward::splice::{Revoked, UpgradeTerms};
 use crate::forward::{self, Outbound};
 use crate::metrics::RouteName;
 use crate::protocol::path::{self, PathError};
@@ -51,6 +52,7 @@ pub struct Gateway {
 
 static ROUTE_NONE: LazyLock<RouteName> = LazyLock::new(|| Arc::new("none".to_string()));
 static ROUTE_LOGIN: LazyLock<RouteName> = LazyLock::new(|| Arc::new("login".to_string()));
+static ROUTE_LOGOUT: LazyLock<RouteName> = LazyLock::new(|| Arc::new("logout".to_string()));
 static ROUTE_INTERNAL: LazyLock<RouteName> = LazyLock::new(|| Arc::new("gateway".to_string()));
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -152,7 +154,11 @@ impl Gateway {
         }
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
         match state.router.route(host_str, &path) {
-            Routed::Login | Routed::Jwks | Routed::AssertionJwks | Routed::NotFound
+            Routed::Login
+            | Routed::Logout
+            | Routed::Jwks
+            | Routed::AssertionJwks
+            | Routed::NotFound
                 if parameters =>
             {
                 Err(refuse_parameters())
@@ -178,6 +184,13 @@ impl Gateway {
                         Err(e.into())
                     }
                 }
+            }
+            Routed::Logout => {
+                trace.route = Some(ROUTE_LOGOUT.clone());
+                if req.method() != http::Method::POST {
+                    return Err(GatewayError::MethodNotAllowed);
+                }
+                self.logout(state, &req, trace).await
             }
             Routed::Jwks => match &state.jwks {
                 Some(doc) => Ok(crate::response::json(http::StatusCode::OK, doc.to_vec())),
@@ -283,6 +296,29 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Ends the presented token's session (see `auth::logout`).
+    async fn logout(
+        &self,
+        state: &State,
+        req: &Request<Incoming>,
+        trace: &mut Trace,
+    ) -> Result<Response<ResBody>, GatewayError> {
+        let (id, revocation) = logout::requested(
+            req.headers(),
+            &state.verifier,
+            state.max_token_bytes,
+            state.config.auth.leeway.as_secs(),
+        )?;
+        trace.user = Some(id.sub).filter(|_| state.access_log);
+        self.shared
+            .lasting
+            .sessions
+            .revoke(&revocation)
+            .await
+            .map_err(LogoutError::from)?;
+        Ok(logout::logged_out())
+    }
+
     /// The limits an upgraded connection will live under, taking the caller's per-user seat for a WebSocket
     /// upgrade; refused before anything reaches the upstream when the caller holds all their seats.
     fn upgrade_terms(
@@ -296,6 +332,7 @@ impl Gateway {
             idle_timeout: server.websocket_idle_timeout,
             expires: identity.and_then(|id| state.verifier.refused_from(id)),
             seat: None,
+            revoked: None,
         };
         // The same test forwarding uses to decide whether to splice, so every spliced connection has a seat.
         if let (Some(id), true) = (identity, headers::is_upgrade(req.headers())) {
@@ -306,6 +343,10 @@ impl Gateway {
                 .take(&id.sub, server.max_websockets_per_user)
                 .map_err(GatewayError::WebsocketLimit)?;
             terms.seat = Some(seat);
+            terms.revoked = state
+                .verifier
+                .revocations()
+                .map(|table| Box::pin(table.until_refused(id.clone())) as Revoked);
         }
         Ok(terms)
     }

@@ -9,6 +9,8 @@
 use crate::auth::assertion::Asserter;
 use crate::auth::defences::LoginDefences;
 use crate::auth::login::Login;
+use crate::auth::revocation::Revocations;
+use crate::auth::sessions::Sessions;
 use crate::auth::token::{TokenIssuer, TokenVerifier};
 use crate::config::{AssertionSigningKey, Config, IdentityConfig};
 use crate::cors::Cors;
@@ -75,6 +77,9 @@ pub struct Lasting {
     ephemeral_assertion_key: std::sync::Mutex<Option<AssertionSigningKey>>,
     /// What is known about each upstream target's health: kept while a reload keeps the target.
     pub upstream_health: HealthBook,
+    /// Ended sessions: the revocation table (revoked token ids, per-user watermarks, users seen for
+    /// `auth.recheck_active`) and where revocations are published.
+    pub sessions: Arc<Sessions>,
 }
 
 impl Lasting {
@@ -86,6 +91,10 @@ impl Lasting {
             websockets: UpgradeSeats::new(),
             ephemeral_assertion_key: std::sync::Mutex::default(),
             upstream_health: HealthBook::new(),
+            sessions: Arc::new(Sessions::new(Arc::new(Revocations::new(
+                &config.auth.sessions,
+                config.auth.leeway,
+            )))),
         }
     }
 
@@ -122,6 +131,9 @@ impl Lasting {
             &crate::forward::pool::health_keys(&config.routes),
             &self.metrics,
         );
+        self.sessions
+            .table()
+            .apply(&config.auth.sessions, config.auth.leeway);
     }
 }
 
@@ -237,9 +249,16 @@ impl State {
         };
         Ok(State {
             router: Router::new(config.routes.clone(), login_path, jwks.is_some())
-                .with_assertion_jwks(asserter.is_some()),
+                .with_assertion_jwks(asserter.is_some())
+                .with_logout(
+                    config
+                        .login
+                        .logout_enabled
+                        .then_some(config.login.logout_path.as_str()),
+                ),
             pools,
-            verifier: TokenVerifier::for_identity(&config.auth, &config.identity),
+            verifier: TokenVerifier::for_identity(&config.auth, &config.identity)
+                .with_revocations(lasting.sessions.table().clone()),
             identity: config.identity.clone(),
             identity_names,
             untrusted_names,

@@ -217,6 +217,7 @@ mod tests {
             extra: Some(extra),
             exp,
             jti: Some("jti-1".into()),
+            iat: 0,
         }
     }
 

@@ -61,6 +61,9 @@ pub enum TokenError {
     /// upstreams and never a credential.
     #[error("token type not accepted")]
     Type,
+    /// The token was revoked (logout, `gateway revoke`, or its user became inactive).
+    #[error("revoked")]
+    Revoked,
 }
 
 impl TokenError {
@@ -78,6 +81,7 @@ impl TokenError {
             TokenError::HeaderValue => "header_value",
             TokenError::UnknownKey => "unknown_key",
             TokenError::Type => "type",
+            TokenError::Revoked => "revoked",
         }
     }
 }

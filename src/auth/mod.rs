@@ -7,7 +7,12 @@ pub mod error;
 pub mod hashing;
 pub mod jwks;
 pub mod login;
+pub mod logout;
+pub mod operator;
+pub mod recheck;
 pub mod replay;
+pub mod revocation;
+pub mod sessions;
 pub mod throttle;
 pub mod timing;
 pub mod token;
@@ -27,6 +32,8 @@ pub struct Identity {
     /// The `exp` claim, in seconds since the epoch: an upgraded connection this token opened is closed then
     /// (plus the leeway, see `TokenVerifier::refused_from`).
     pub exp: u64,
-    /// The `jti` claim when it is a string (copied into the identity assertion).
-    pub jti: Option<String>,
+    /// The `jti` claim: what a logout revokes.
+    pub jti: Option<std::sync::Arc<str>>,
+    /// The `iat` claim in seconds since the epoch; 0 when absent (a user's revocation watermark covers it).
+    pub iat: u64,
 }

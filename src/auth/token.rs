@@ -47,6 +47,9 @@ pub struct TokenVerifier {
     /// this verifier's own, and a reload (which may remove a previous key) builds a new verifier with an
     /// empty table, so a token of a removed key can never be served from here.
     verified: std::sync::Arc<dashmap::DashMap<Box<str>, Identity>>,
+    /// Ended sessions, checked after every successful verification (cached or not), so the table above can
+    /// never let a revoked token through.
+    revocations: Option<std::sync::Arc<super::revocation::Revocations>>,
 }
 
 /// Verified tokens remembered at most (a few hundred bytes each); when full the table starts over.
@@ -144,7 +147,22 @@ impl TokenVerifier {
             keep_extra_claims,
             header_claims: std::sync::Arc::default(),
             verified: std::sync::Arc::default(),
+            revocations: None,
         }
+    }
+
+    /// The same verifier, refusing tokens `table` holds as revoked.
+    pub fn with_revocations(
+        mut self,
+        table: std::sync::Arc<super::revocation::Revocations>,
+    ) -> TokenVerifier {
+        self.revocations = Some(table);
+        self
+    }
+
+    /// The revocation table this verifier consults, if any.
+    pub fn revocations(&self) -> Option<&std::sync::Arc<super::revocation::Revocations>> {
+        self.revocations.as_ref()
     }
 
     /// The verifier for a gateway's settings: extra claims are decoded when `[identity.claims]` maps some to
@@ -158,16 +176,20 @@ impl TokenVerifier {
     /// Verifies a compact JWS and returns who it names.
     pub fn verify(&self, token: &str) -> Result<Identity, TokenError> {
         let now = now_secs();
-        if let Some(hit) = self.verified.get(token) {
+        let identity = match self.verified.get(token) {
             // Same rule as the full check: valid while exp + leeway has not passed.
-            if now <= hit.exp.saturating_add(self.leeway) {
-                return Ok(hit.clone());
+            Some(hit) if now <= hit.exp.saturating_add(self.leeway) => hit.clone(),
+            Some(hit) => {
+                drop(hit);
+                self.verified.remove(token);
+                return Err(TokenError::Expired);
             }
-            drop(hit);
-            self.verified.remove(token);
-            return Err(TokenError::Expired);
+            None => self.verify_uncached(token, now)?,
+        };
+        match &self.revocations {
+            Some(table) if table.refuses(&identity, now) => Err(TokenError::Revoked),
+            _ => Ok(identity),
         }
-        self.verify_uncached(token, now)
     }
 
     /// The key a token's `kid` names: the current key for no `kid` (or when no key ids are configured), a
@@ -224,7 +246,9 @@ impl TokenVerifier {
             name: core.name,
             extra,
             exp,
-            jti: core.jti.and_then(|j| j.as_str().map(str::to_string)),
+            jti: core.jti.and_then(|j| j.as_str().map(Into::into)),
+            // Checked finite and not in the future above; a negative or fractional one rounds toward 0.
+            iat: core.iat.map_or(0, |i| i.max(0.0) as u64),
         };
         if self.verified.len() >= VERIFIED_TOKENS_MAX {
             self.verified.clear();

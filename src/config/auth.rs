@@ -27,6 +27,8 @@ pub struct AuthConfig {
     pub previous_keys: Vec<VerifyKey>,
     /// True when the shipped development secret is in use (as the current or a previous key).
     pub dev_secret: bool,
+    /// Revocation bounds and `auth.recheck_active`.
+    pub sessions: super::revocation::SessionsConfig,
 }
 
 /// A key that only verifies: a previous signing key kept for rotation.
@@ -106,6 +108,7 @@ pub(super) fn validate_auth(a: AuthFile, base: &Path) -> Result<AuthConfig, Conf
     let previous_keys =
         validate_previous_keys(a.previous_keys, algorithm, key_id.as_deref(), base)?;
     let dev_secret = dev_secret || previous_keys.iter().any(|k| k.is_dev);
+    let sessions = super::revocation::validate_sessions(a.recheck_active, a.revocation, token_ttl)?;
     Ok(AuthConfig {
         algorithm,
         decoding_key,
@@ -118,6 +121,7 @@ pub(super) fn validate_auth(a: AuthFile, base: &Path) -> Result<AuthConfig, Conf
         token_ttl,
         max_token_bytes,
         dev_secret,
+        sessions,
     })
 }
 

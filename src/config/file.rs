@@ -46,6 +46,8 @@ pub struct MetricsFile {
     pub listen: Option<String>,
     pub health_on_main_listener: Option<bool>,
     pub readyz_requires_upstreams: Option<bool>,
+    /// Operator bearer token for the revoke endpoint; without it that endpoint is not served.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// `[server]`: the listener and its limits.
@@ -92,6 +94,9 @@ pub struct AuthFile {
     pub max_token_bytes: Option<usize>,
     /// Keys that still verify tokens after a rotation, each chosen by its `kid`.
     pub previous_keys: Vec<PreviousKeyFile>,
+    /// How often users seen with a token are looked up again (off when absent).
+    pub recheck_active: Option<Dur>,
+    pub revocation: RevocationFile,
 }
 
 /// One `[[auth.previous_keys]]` entry: a retired signing key that still verifies the tokens it signed.
@@ -104,6 +109,15 @@ pub struct PreviousKeyFile {
     pub secret: Option<String>,
     pub secret_file: Option<PathBuf>,
     pub public_key_file: Option<PathBuf>,
+}
+
+/// `[auth.revocation]`: bounds of the local revocation tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationFile {
+    pub max_tokens: Option<usize>,
+    pub max_users: Option<usize>,
+    pub max_token_lifetime: Option<Dur>,
 }
 
 /// `[identity]`: the headers the upstream receives about the caller.
@@ -168,6 +182,8 @@ pub struct LoginFile {
     pub body_timeout: Option<Dur>,
     pub min_failure_time: Option<Dur>,
     pub max_user_name_chars: Option<usize>,
+    pub logout_enabled: Option<bool>,
+    pub logout_path: Option<String>,
     pub turnstile: TurnstileFile,
     pub hashing: HashingFile,
     pub throttle: ThrottleFile,

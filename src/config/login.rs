@@ -18,6 +18,10 @@ pub struct LoginConfig {
     pub min_failure_time: Duration,
     /// Longer user names are unknown users (same 401, same timing) and are never looked up.
     pub max_user_name_chars: usize,
+    /// Answer `logout_path` (revoke the presented token); default: when login is enabled.
+    pub logout_enabled: bool,
+    /// Default `login.path` + `/logout`; matched exactly, case-insensitively, like `path`.
+    pub logout_path: String,
     pub turnstile: TurnstileConfig,
     pub hashing: HashingConfig,
     pub throttle: ThrottleConfig,
@@ -94,11 +98,28 @@ pub(super) fn validate_login(l: LoginFile, base: &Path) -> Result<LoginConfig, C
             "must be at least 1",
         ));
     }
+    let enabled = l.enabled.unwrap_or(true);
+    let logout_path = l
+        .logout_path
+        .unwrap_or_else(|| format!("{}{}", path.trim_end_matches('/'), defaults::LOGOUT_SUFFIX));
+    if !logout_path.starts_with('/')
+        || logout_path.contains(['?', '#'])
+        || logout_path
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(path.trim_end_matches('/'))
+    {
+        return Err(ConfigError::invalid(
+            "login.logout_path",
+            format!("{logout_path:?} must be a path starting with /, other than login.path"),
+        ));
+    }
     Ok(LoginConfig {
+        logout_enabled: l.logout_enabled.unwrap_or(enabled),
+        logout_path,
         body_timeout: dur(l.body_timeout, defaults::LOGIN_BODY_TIMEOUT),
         min_failure_time: dur(l.min_failure_time, defaults::LOGIN_MIN_FAILURE_TIME),
         max_user_name_chars,
-        enabled: l.enabled.unwrap_or(true),
+        enabled,
         path,
         max_body_bytes,
         turnstile: validate_turnstile(l.turnstile, base)?,

@@ -22,6 +22,7 @@ mod layers;
 mod login;
 mod observability;
 mod pool;
+mod revocation;
 mod routes;
 mod server;
 mod users;
@@ -33,8 +34,9 @@ pub use cors::CorsConfig;
 pub use error::ConfigError;
 pub use identity::IdentityConfig;
 pub use login::{HashingConfig, LoginConfig, ThrottleConfig, TurnstileConfig};
-pub use observability::{LogConfig, MetricsConfig};
 pub use pool::{Balance, HealthCheckConfig, PassiveConfig, PoolConfig, TargetConfig};
+pub use observability::{AdminToken, LogConfig, MetricsConfig};
+pub use revocation::SessionsConfig;
 pub use routes::{nested_under_public, RouteConfig, Upstream};
 pub use server::{ServerConfig, TlsConfig};
 pub use users::{
@@ -116,11 +118,17 @@ fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         login: login::validate_login(raw.login, base)?,
         users: users::validate_users(raw.users, base)?,
         log: observability::validate_log(raw.log)?,
-        metrics: observability::validate_metrics(raw.metrics)?,
+        metrics: observability::validate_metrics(raw.metrics, base)?,
         routes: routes::validate_routes(raw.routes, base)?,
         source: None,
     };
     check_login_path_is_free(&config.login, &config.routes)?;
+    if config.auth.sessions.recheck_active.is_some() && !config.login.enabled {
+        return Err(ConfigError::invalid(
+            "auth.recheck_active",
+            "needs the login's user store (login.enabled = true)",
+        ));
+    }
     Ok(config)
 }
 
@@ -139,6 +147,19 @@ fn check_login_path_is_free(
             format!(
                 "a route prefix equals login.path {:?}, which the gateway answers itself",
                 login.path
+            ),
+        ));
+    }
+    if login.logout_enabled
+        && routes
+            .iter()
+            .any(|r| r.prefix.eq_ignore_ascii_case(&login.logout_path))
+    {
+        return Err(ConfigError::invalid(
+            "routes",
+            format!(
+                "a route prefix equals login.logout_path {:?}, which the gateway answers itself (set login.logout_enabled = false to leave it to the backend)",
+                login.logout_path
             ),
         ));
     }

@@ -1,9 +1,11 @@
 //! `[log]` and `[metrics]`: the log filter and format, and the separate metrics/health listener.
 
 use super::file::{LogFile, MetricsFile};
+use super::value::secret;
 use super::ConfigError;
 use crate::defaults;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::str::FromStr;
 
 /// Logging settings.
@@ -25,6 +27,18 @@ pub struct MetricsConfig {
     pub health_on_main_listener: bool,
     /// `/readyz` fails while some route has no upstream target that takes requests.
     pub readyz_requires_upstreams: bool,
+    /// The operator token the revoke endpoint requires; None = that endpoint is not served.
+    pub admin_token: Option<AdminToken>,
+}
+
+/// An operator bearer token (`metrics.admin_token_file`); never printed.
+#[derive(Clone)]
+pub struct AdminToken(pub String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Validates `[log]`.
@@ -54,7 +68,20 @@ pub(super) fn validate_log(l: LogFile) -> Result<LogConfig, ConfigError> {
 }
 
 /// Validates `[metrics]`.
-pub(super) fn validate_metrics(m: MetricsFile) -> Result<MetricsConfig, ConfigError> {
+pub(super) fn validate_metrics(m: MetricsFile, base: &Path) -> Result<MetricsConfig, ConfigError> {
+    let admin_token = secret("metrics.admin_token", None, m.admin_token_file, base)?;
+    if let Some(t) = &admin_token {
+        // Anyone who can reach the listener may guess it: as strong as an HMAC key.
+        if t.len() < defaults::MIN_ADMIN_TOKEN_BYTES || t.chars().any(char::is_whitespace) {
+            return Err(ConfigError::invalid(
+                "metrics.admin_token_file",
+                format!(
+                    "the token must be at least {} bytes without whitespace",
+                    defaults::MIN_ADMIN_TOKEN_BYTES
+                ),
+            ));
+        }
+    }
     let listen = if m.enabled.unwrap_or(true) {
         let text = m
             .listen
@@ -72,6 +99,7 @@ pub(super) fn validate_metrics(m: MetricsFile) -> Result<MetricsConfig, ConfigEr
         listen,
         health_on_main_listener: m.health_on_main_listener.unwrap_or(false),
         readyz_requires_upstreams: m.readyz_requires_upstreams.unwrap_or(false),
+        admin_token: admin_token.map(AdminToken),
     })
 }
 

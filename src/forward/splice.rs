@@ -1,6 +1,6 @@
 //! The splice: once the upstream answers 101, bytes are copied both ways between the client and upstream
-//! connections until either side closes, the token that authorised the upgrade expires, or no byte has moved
-//! either way for `server.websocket_idle_timeout`.
+//! connections until either side closes, the token that authorised the upgrade expires or is revoked, or no
+//! byte has moved either way for `server.websocket_idle_timeout`.
 //!
 //! Ending the splice drops both streams, so the client and the upstream each see their TCP connection end.
 //! No WebSocket close frame is sent: the gateway copies bytes without parsing WebSocket framing, so it does
@@ -22,7 +22,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 /// How long an upgraded connection may live, decided when the upgrade request is accepted.
-#[derive(Debug)]
 pub struct UpgradeTerms {
     /// Closed after this long with no byte in either direction.
     pub idle_timeout: Duration,
@@ -32,7 +31,24 @@ pub struct UpgradeTerms {
     /// The caller's per-user seat, given back when the splice ends. None on public routes, which are
     /// bounded by `server.max_connections` alone.
     pub seat: Option<Seat>,
+    /// Completes when the token that authorised the upgrade is revoked. None on public routes.
+    pub revoked: Option<Revoked>,
 }
+
+impl std::fmt::Debug for UpgradeTerms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpgradeTerms")
+            .field("idle_timeout", &self.idle_timeout)
+            .field("expires", &self.expires)
+            .field("seat", &self.seat)
+            .field("revoked", &self.revoked.is_some())
+            .finish()
+    }
+}
+
+/// A future that completes when a token is revoked; built by the caller, so forwarding stays unaware of
+/// how revocations are kept.
+pub type Revoked = Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
 
 /// Why a splice ended, for the debug log.
 #[derive(Debug)]
@@ -45,6 +61,8 @@ enum Ended {
     UpgradeFailed(hyper::Error),
     /// The token that authorised the upgrade expired.
     Expired,
+    /// The token that authorised the upgrade was revoked.
+    Revoked,
     /// No byte moved either way for the idle timeout.
     Idle,
 }
@@ -62,14 +80,15 @@ pub(super) fn splice(
             idle_timeout,
             expires,
             seat,
+            revoked,
         } = terms;
-        let ended = run(client, upstream, idle_timeout, expires).await;
+        let ended = run(client, upstream, idle_timeout, expires, revoked).await;
         match &ended {
             Ended::Error(e) => {
                 tracing::debug!(error = %e, "upgraded connection closed with an error")
             }
             Ended::UpgradeFailed(e) => tracing::debug!(error = %e, "upgrade failed"),
-            Ended::Closed | Ended::Expired | Ended::Idle => {
+            Ended::Closed | Ended::Expired | Ended::Revoked | Ended::Idle => {
                 tracing::debug!(reason = ?ended, "upgraded connection ended")
             }
         }
@@ -85,6 +104,7 @@ async fn run(
     upstream: hyper::upgrade::OnUpgrade,
     idle_timeout: Duration,
     expires: Option<SystemTime>,
+    revoked: Option<Revoked>,
 ) -> Ended {
     let expired = async {
         match expires.and_then(instant_of) {
@@ -93,14 +113,20 @@ async fn run(
         }
     };
     tokio::pin!(expired);
-    // A later revocation check (issue: token revocation) belongs here as one more `select!` arm next to
-    // `expired`, in both selects below.
+    let revoked = async {
+        match revoked {
+            Some(r) => r.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(revoked);
     let (client, upstream) = tokio::select! {
         r = async { tokio::try_join!(client, upstream) } => match r {
             Ok(pair) => pair,
             Err(e) => return Ended::UpgradeFailed(e),
         },
         _ = &mut expired => return Ended::Expired,
+        _ = &mut revoked => return Ended::Revoked,
         // Nothing moves until both sides are handed over, so this wait is idle time too.
         _ = tokio::time::sleep(idle_timeout) => return Ended::Idle,
     };
@@ -118,7 +144,7 @@ async fn run(
     tokio::pin!(idle_check);
     // One iteration per idle check; the check re-arms to the earliest moment the connection could have been
     // idle long enough, so a busy connection wakes this loop about once per idle timeout, not per byte.
-    // The loop ends with the copy, at expiry, or at the first check that finds the connection idle.
+    // The loop ends with the copy, at expiry or revocation, or at the first check that finds it idle.
     loop {
         tokio::select! {
             r = &mut copy => return match r {
@@ -126,6 +152,7 @@ async fn run(
                 Err(e) => Ended::Error(e),
             },
             _ = &mut expired => return Ended::Expired,
+            _ = &mut revoked => return Ended::Revoked,
             _ = &mut idle_check => {
                 let quiet = activity.idle_for();
                 if quiet >= idle_timeout {

@@ -16,6 +16,8 @@ use std::collections::HashMap;
 pub enum Routed<'a> {
     /// The login endpoint, answered by the gateway.
     Login,
+    /// The logout endpoint (`login.logout_path`), answered by the gateway.
+    Logout,
     /// The public JWKS document (asymmetric signing only).
     Jwks,
     /// The identity assertion keys' JWKS document (when assertions are on).
@@ -37,6 +39,7 @@ pub struct Router {
     any_host: HashMap<String, usize>,
     by_host: HashMap<String, HashMap<String, usize>>,
     login_path: Option<String>,
+    logout_path: Option<String>,
     jwks: bool,
     assertion_jwks: bool,
 }
@@ -62,6 +65,7 @@ impl Router {
             any_host,
             by_host,
             login_path: login_path.map(|p| p.trim_end_matches('/').to_ascii_lowercase()),
+            logout_path: None,
             jwks,
             assertion_jwks: false,
         }
@@ -70,6 +74,12 @@ impl Router {
     /// Also answers the identity assertion keys' JWKS path.
     pub fn with_assertion_jwks(mut self, on: bool) -> Router {
         self.assertion_jwks = on;
+        self
+    }
+
+    /// Also answers `path` (matched like the login path) as the logout endpoint.
+    pub fn with_logout(mut self, path: Option<&str>) -> Router {
+        self.logout_path = path.map(|p| p.trim_end_matches('/').to_ascii_lowercase());
         self
     }
 
@@ -88,15 +98,16 @@ impl Router {
         } else {
             std::borrow::Cow::Borrowed(&view)
         };
-        if let Some(login) = &self.login_path {
-            let p = if lower.len() > 1 {
-                lower.trim_end_matches('/')
-            } else {
-                &lower
-            };
-            if p == login {
-                return Routed::Login;
-            }
+        let exact = if lower.len() > 1 {
+            lower.trim_end_matches('/')
+        } else {
+            &lower
+        };
+        if self.login_path.as_deref() == Some(exact) {
+            return Routed::Login;
+        }
+        if self.logout_path.as_deref() == Some(exact) {
+            return Routed::Logout;
         }
         if self.jwks && view == crate::auth::jwks::JWKS_PATH {
             return Routed::Jwks;
@@ -191,7 +202,7 @@ mod tests {
     fn router(routes: &str) -> Router {
         let text = format!("[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\n{routes}");
         let c = Config::from_toml(&text).unwrap();
-        Router::new(c.routes, Some("/api/Auth"), false)
+        Router::new(c.routes, Some("/api/Auth"), false).with_logout(Some("/api/Auth/logout"))
     }
 
     fn target(r: &Router, host: Option<&str>, path: &str) -> Option<(String, String)> {
@@ -202,6 +213,7 @@ mod tests {
                 ..
             } => Some((route.name.clone(), upstream_path)),
             Routed::Login => Some(("login".into(), String::new())),
+            Routed::Logout => Some(("logout".into(), String::new())),
             Routed::Jwks => Some(("jwks".into(), String::new())),
             Routed::AssertionJwks => Some(("assertion-jwks".into(), String::new())),
             Routed::NotFound => None,
@@ -319,6 +331,8 @@ upstream = "http://admin"
         assert_eq!(target(&r, None, "/api/auth").unwrap().0, "login");
         assert_eq!(target(&r, None, "/API/AUTH/").unwrap().0, "login");
         assert_eq!(target(&r, None, "/api/authx").unwrap().0, "api");
+        assert_eq!(target(&r, None, "/api/Auth/Logout/").unwrap().0, "logout");
+        assert_eq!(target(&r, None, "/api/auth/logout/x").unwrap().0, "api");
     }
 
     #[test]
