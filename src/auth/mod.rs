@@ -3,6 +3,7 @@
 pub mod bearer;
 pub mod defences;
 pub mod error;
+pub mod guard;
 pub mod hashing;
 pub mod jwks;
 pub mod login;
