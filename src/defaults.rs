@@ -152,3 +152,9 @@ pub const PASSIVE_EJECT_TIME: Duration = Duration::from_secs(5);
 pub const PASSIVE_MAX_EJECT_TIME: Duration = Duration::from_secs(300);
 /// Window over which the 5xx ratio is judged, when `passive.eject_5xx` is on.
 pub const PASSIVE_WINDOW: Duration = Duration::from_secs(30);
+
+/// Key namespace in the shared store, so several gateways (or other apps) can share one Redis.
+pub const SHARED_PREFIX: &str = "gateway";
+/// How long a login waits for the shared store: a loopback Redis answers in well under 1 ms, so 200 ms only
+/// trips on a real outage, and a login never hangs on it.
+pub const SHARED_TIMEOUT: Duration = Duration::from_millis(200);

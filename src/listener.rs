@@ -103,7 +103,7 @@ impl Drop for Running {
 
 /// Binds the listeners and serves in the background.
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
-    let lasting = Lasting::new(&config);
+    let lasting = Lasting::new(&config)?;
     let state = Arc::new(State::new(&config, &lasting, None)?);
     crate::exposure::check(&config, &state).map_err(StartError::Exposed)?;
     let listener = TcpListener::bind(config.server.listen)

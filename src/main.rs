@@ -106,14 +106,15 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let state =
-        match gateway::state::State::new(&config, &gateway::state::Lasting::new(&config), None) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let state = match gateway::state::Lasting::new(&config)
+        .and_then(|lasting| gateway::state::State::new(&config, &lasting, None))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = gateway::exposure::check(&config, &state) {
         eprintln!("error: {e}");
         return ExitCode::from(2);

@@ -20,6 +20,7 @@ use crate::forward::pool::Pool;
 use crate::forward::seats::UpgradeSeats;
 use crate::metrics::{Metrics, RouteName};
 use crate::routing::Router;
+use crate::shared::SharedStore;
 use crate::users::file::FileStore;
 use crate::users::UserStore;
 use bytes::Bytes;
@@ -80,13 +81,23 @@ pub struct Lasting {
     /// Ended sessions: the revocation table (revoked token ids, per-user watermarks, users seen for
     /// `auth.recheck_active`) and where revocations are published.
     pub sessions: Arc<Sessions>,
+    /// The store several instances share (`[shared]`), when configured; its connection outlives reloads.
+    pub shared: Option<Arc<SharedStore>>,
 }
 
 impl Lasting {
-    /// Fresh process-wide state, sized by the first configuration.
-    pub fn new(config: &Config) -> Lasting {
-        Lasting {
-            metrics: Metrics::new(),
+    /// Fresh process-wide state, sized by the first configuration. The shared store is started only inside
+    /// a Tokio runtime (serving); outside one (`check-config`) there is nothing to connect for.
+    pub fn new(config: &Config) -> Result<Lasting, StateError> {
+        let metrics = Metrics::new();
+        let shared = match &config.shared {
+            Some(cfg) if tokio::runtime::Handle::try_current().is_ok() => {
+                Some(SharedStore::start(cfg, metrics.clone()).map_err(StateError::Shared)?)
+            }
+            _ => None,
+        };
+        Ok(Lasting {
+            metrics,
             defences: Arc::new(LoginDefences::new(&config.login)),
             websockets: UpgradeSeats::new(),
             ephemeral_assertion_key: std::sync::Mutex::default(),
@@ -95,7 +106,8 @@ impl Lasting {
                 &config.auth.sessions,
                 config.auth.leeway,
             )))),
-        }
+            shared,
+        })
     }
 
     /// The process's ephemeral assertion key for `algorithm`, generated (with a loud warning) on first use.
@@ -134,6 +146,9 @@ impl Lasting {
         self.sessions
             .table()
             .apply(&config.auth.sessions, config.auth.leeway);
+        if let (Some(store), Some(cfg)) = (&self.shared, &config.shared) {
+            store.apply(cfg);
+        }
     }
 }
 
@@ -152,6 +167,9 @@ pub enum StateError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The shared store's client could not be set up.
+    #[error("{0}")]
+    Shared(String),
 }
 
 impl State {
@@ -238,6 +256,7 @@ impl State {
                         store,
                         issuer,
                         lasting.defences.clone(),
+                        lasting.shared.clone(),
                         metrics.clone(),
                     )
                     .map_err(StateError::Login)?,

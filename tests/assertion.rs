@@ -336,7 +336,7 @@ async fn without_a_key_file_an_ephemeral_key_works_on_loopback_and_counts_as_a_d
 {
     let fragment = format!("[identity.assertion]\nheader = \"{HEADER}\"\n");
     let cfg = support::config(&[&fragment]).unwrap();
-    let lasting = gateway::state::Lasting::new(&cfg);
+    let lasting = gateway::state::Lasting::new(&cfg).unwrap();
     let state = gateway::state::State::new(&cfg, &lasting, None).unwrap();
     let found = gateway::exposure::development_settings(&cfg, &state);
     assert!(

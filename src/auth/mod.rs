@@ -4,6 +4,7 @@ pub mod assertion;
 pub mod bearer;
 pub mod defences;
 pub mod error;
+pub mod guard;
 pub mod hashing;
 pub mod jwks;
 pub mod login;
