@@ -188,7 +188,7 @@ impl TargetHealth {
 /// Every target's health, kept across reloads.
 #[derive(Default)]
 pub struct HealthBook {
-    entries: DashMap<(RouteName, String), Arc<TargetHealth>>,
+    pub(super) entries: DashMap<(RouteName, String), Arc<TargetHealth>>,
 }
 
 impl HealthBook {
@@ -211,15 +211,18 @@ impl HealthBook {
             .clone()
     }
 
-    /// Forgets targets no route names any more (after a reload), and their gauges.
+    /// Forgets targets no route names any more (after a reload), and their state, traffic and latency series.
     pub fn retain(&self, keep: &[(RouteName, String)], metrics: &Metrics) {
         self.entries.retain(|key, h| {
             let kept = keep.contains(key);
             if !kept {
-                metrics.targets.up.remove(&TargetLabels {
+                let labels = TargetLabels {
                     route: h.route.clone(),
                     target: h.target.clone(),
-                });
+                };
+                metrics.targets.up.remove(&labels);
+                metrics.targets.requests.remove(&labels);
+                metrics.targets.duration.remove(&labels);
             }
             kept
         });

@@ -277,3 +277,66 @@ async fn check_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn routes(targets: &str) -> Vec<RouteConfig> {
+        Config::from_toml(&format!(
+            "[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\n[[routes]]\nname = \"farm\"\nprefix = \"/\"\nupstreams = [{targets}]\n[routes.passive]\neject_time = \"1s\"\nmax_eject_time = \"4s\"\n"
+        ))
+        .unwrap()
+        .routes
+    }
+
+    fn pool(routes: &[RouteConfig], book: &HealthBook, metrics: &Arc<Metrics>) -> Pool {
+        Pool::new(&routes[0], &Arc::new("farm".into()), book, metrics).unwrap()
+    }
+
+    #[test]
+    fn ejection_grows_while_failing_and_spares_the_last_target() {
+        let (book, metrics) = (HealthBook::new(), Metrics::new());
+        let p = pool(&routes("\"http://a:1\", \"http://b:1\""), &book, &metrics);
+        p.failed(0, "connect", true);
+        assert_eq!(p.pick(0, 0), Some(1));
+        let first = p.targets[0].health.ejected_for(now_ms()).unwrap();
+        assert!((900..=1000).contains(&first), "{first}");
+        // b is the last target in rotation: its failures are counted, never ejected.
+        p.failed(1, "connect", true);
+        assert_eq!(p.pick(0, 0), Some(1));
+        assert_eq!(p.pick(1 << 1, 0), None);
+        // A second ejection in a row doubles, capped at max_eject_time.
+        p.targets[0].health.eject(&p.passive, now_ms(), "connect");
+        let second = p.targets[0].health.ejected_for(now_ms()).unwrap();
+        assert!((1900..=2000).contains(&second), "{second}");
+        for _ in 0..5 {
+            p.targets[0].health.eject(&p.passive, now_ms(), "connect");
+        }
+        assert!(p.targets[0].health.ejected_for(now_ms()).unwrap() <= 4000);
+        // An answer ends the streak: the next ejection is the short one again.
+        p.targets[0].health.answered();
+        p.targets[0].health.eject(&p.passive, now_ms(), "connect");
+        assert!(p.targets[0].health.ejected_for(now_ms()).unwrap() <= 1000);
+    }
+
+    #[test]
+    fn a_reload_keeps_what_is_known_about_unchanged_targets() {
+        let (book, metrics) = (HealthBook::new(), Metrics::new());
+        let old = pool(&routes("\"http://a:1\", \"http://b:1\""), &book, &metrics);
+        old.failed(0, "connect", true);
+        let new_routes = routes("\"http://a:1\", \"http://c:1\"");
+        let new = pool(&new_routes, &book, &metrics);
+        assert!(!new.targets[0].health.available(), "a forgot its ejection");
+        assert!(new.targets[1].health.available());
+        book.retain(&health_keys(&new_routes), &metrics);
+        assert_eq!(book.entries.len(), 2);
+        let exported = metrics.encode(crate::metrics::Format::PrometheusText);
+        assert!(
+            !exported.contains("target_up{route=\"farm\",target=\"http://b:1\"}"),
+            "{exported}"
+        );
+        assert!(exported.contains("target_up{route=\"farm\",target=\"http://c:1\"} 1"));
+    }
+}
