@@ -7,6 +7,7 @@
 //! `protocol` holds the HTTP/JWT facts several layers share and depends on nothing.
 #![forbid(unsafe_code)]
 
+pub mod assets;
 pub mod auth;
 pub mod body;
 pub mod config;

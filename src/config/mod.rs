@@ -31,7 +31,7 @@ pub use error::ConfigError;
 pub use identity::IdentityConfig;
 pub use login::{HashingConfig, LoginConfig, ThrottleConfig, TurnstileConfig};
 pub use observability::{LogConfig, MetricsConfig};
-pub use routes::{nested_under_public, RouteConfig, Upstream};
+pub use routes::{nested_under_public, LocalTarget, RouteConfig, Upstream};
 pub use server::{ServerConfig, TlsConfig};
 pub use users::{
     parse_dummy_kind, redact_url, Dialect, SqlSettings, UserStoreKind, UsersConfig,

@@ -35,6 +35,33 @@ pub struct RouteConfig {
     /// Accept `;` path parameters (Tomcat's `;jsessionid=`) in request paths; they are forwarded as sent.
     /// Off: such a path is refused (400), since a Java backend reads `/api;/admin` as `/api/admin`.
     pub allow_path_parameters: bool,
+    /// Answered by the gateway itself (`upstream = "echo:"` or `"example-spa:"`) instead of forwarded.
+    pub local: Option<LocalTarget>,
+}
+
+/// A route target the gateway answers itself instead of forwarding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalTarget {
+    /// `upstream = "echo:"`: JSON describing what an upstream would have received (like Traefik's whoami).
+    Echo,
+    /// `upstream = "example-spa:"`: the example single-page app embedded in the binary (`examples/spa/`).
+    ExampleSpa,
+}
+
+impl LocalTarget {
+    /// The `upstream` value that selects this target.
+    pub fn url(self) -> &'static str {
+        match self {
+            LocalTarget::Echo => "echo:",
+            LocalTarget::ExampleSpa => "example-spa:",
+        }
+    }
+
+    fn parse(text: &str) -> Option<LocalTarget> {
+        [LocalTarget::Echo, LocalTarget::ExampleSpa]
+            .into_iter()
+            .find(|t| t.url() == text)
+    }
 }
 
 /// A parsed upstream base URL.
@@ -98,9 +125,22 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
     let upstream_text = r.upstream.ok_or_else(|| {
         ConfigError::invalid(key("upstream"), "required (e.g. \"http://127.0.0.1:9000\")")
     })?;
-    let upstream = parse_upstream(&upstream_text).map_err(|reason| {
-        ConfigError::invalid(key("upstream"), format!("{upstream_text:?}: {reason}"))
-    })?;
+    let local = LocalTarget::parse(&upstream_text);
+    let upstream = match local {
+        // `.invalid` never resolves (RFC 2606): even a code path that forwarded this route could reach nobody.
+        Some(t) => Upstream {
+            scheme: Scheme::HTTP,
+            authority: Authority::from_static("local.invalid"),
+            base_path: String::new(),
+            url: t.url().to_string(),
+        },
+        None => parse_upstream(&upstream_text).map_err(|reason| {
+            ConfigError::invalid(
+                key("upstream"),
+                format!("{upstream_text:?}: {reason} (or \"echo:\" / \"example-spa:\", answered by the gateway)"),
+            )
+        })?,
+    };
     let host = match r.host {
         None => None,
         Some(h) => {
@@ -162,6 +202,7 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
         timeout: dur(r.timeout, defaults::UPSTREAM_TIMEOUT),
         ca_file,
         allow_path_parameters: r.allow_path_parameters,
+        local,
     })
 }
 
@@ -255,6 +296,21 @@ mod tests {
         }
         let e = upstream_err("http://127.0.0.1:notaport");
         assert!(e.contains("notaport") && e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn local_targets_are_recognised_exactly() {
+        let c = Config::from_toml(&with_routes(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"example-spa:\"\npublic = true\n[[routes]]\nprefix = \"/api\"\nupstream = \"echo:\"\n",
+        ))
+        .unwrap();
+        assert_eq!(c.routes[0].local, Some(super::LocalTarget::ExampleSpa));
+        assert_eq!(c.routes[1].local, Some(super::LocalTarget::Echo));
+        assert_eq!(c.routes[1].upstream.url, "echo:");
+        for bad in ["echo", "echo:x", "ECHO:", "spa:"] {
+            let e = upstream_err(bad);
+            assert!(e.starts_with("routes[0].upstream:"), "{bad}: {e}");
+        }
     }
 
     #[test]

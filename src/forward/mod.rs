@@ -6,6 +6,7 @@
 //! terms the request was accepted on: the token's expiry, the idle timeout and a per-user seat (`seats`).
 
 pub mod client;
+pub mod echo;
 pub mod headers;
 pub mod seats;
 pub mod splice;
@@ -164,6 +165,11 @@ pub async fn forward(
         );
     }
 
+    if route.local == Some(crate::config::LocalTarget::Echo) {
+        // Answered here, after all the surgery, so it shows exactly what an upstream would receive.
+        return Ok(echo::answer(&parts, out.identity_cfg));
+    }
+
     let (body, client_broke) = crate::body::ClientBody::with_prefix(prefix, body);
     let upstream_req = Request::from_parts(parts, body);
     let response = match tokio::time::timeout(route.timeout, out.client.request(upstream_req)).await
@@ -190,6 +196,7 @@ pub async fn forward(
         );
         let (mut parts, _) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers, true);
+        headers::strip_response(&mut parts.headers);
         return Ok(Response::from_parts(
             parts,
             Either::Right(Default::default()),
@@ -197,6 +204,7 @@ pub async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, false);
+    headers::strip_response(&mut parts.headers);
     Ok(Response::from_parts(
         parts,
         Either::Left(crate::body::UpstreamBody::new(body, route.timeout)),
