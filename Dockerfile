@@ -14,6 +14,9 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Embedded in the binary (include_bytes!): the browser client and the example app.
+COPY web ./web
+COPY examples ./examples
 COPY benches ./benches
 RUN cargo build --release --locked --bin gateway \
     && strip target/release/gateway

@@ -21,6 +21,7 @@ pub struct Cors {
     credentials: bool,
     methods: HeaderValue,
     headers: HeaderValue,
+    /// Always set: it names at least the gateway's 401 marker.
     expose: Option<HeaderValue>,
     max_age: HeaderValue,
 }
@@ -32,6 +33,20 @@ fn join<T: AsRef<str>>(items: &[T]) -> HeaderValue {
         .collect::<Vec<_>>()
         .join(", ");
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// The exposed headers: the gateway's 401 marker first (a cross-origin client must read it to tell the
+/// gateway's 401 from an upstream's), then the configured ones.
+fn expose_list(configured: &[http::HeaderName]) -> HeaderValue {
+    let marker = &crate::protocol::headers::GATEWAY_AUTH;
+    let mut names = vec!["Gateway-Auth"];
+    names.extend(
+        configured
+            .iter()
+            .filter(|h| *h != marker)
+            .map(|h| h.as_str()),
+    );
+    join(&names)
 }
 
 impl Cors {
@@ -53,14 +68,7 @@ impl Cors {
                     .map(|h| h.as_str())
                     .collect::<Vec<_>>(),
             ),
-            expose: (!c.expose_headers.is_empty()).then(|| {
-                join(
-                    &c.expose_headers
-                        .iter()
-                        .map(|h| h.as_str())
-                        .collect::<Vec<_>>(),
-                )
-            }),
+            expose: Some(expose_list(&c.expose_headers)),
             max_age: HeaderValue::from(c.max_age.as_secs()),
         }
     }

@@ -90,6 +90,8 @@ pub const MAX_LOGIN_BODY_BYTES: usize = 16 * 1024;
 pub const LOGIN_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Cloudflare's siteverify endpoint.
 pub const SITEVERIFY_URL: &str = "https://challenges.cloudflare.com/turnstile/v0/siteverify";
+/// Cloudflare's widget script, which browser pages load (`/.gateway/config.json` tells them where it is).
+pub const TURNSTILE_SCRIPT_URL: &str = "https://challenges.cloudflare.com/turnstile/v0/api.js";
 /// A siteverify call slower than this fails closed.
 pub const SITEVERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 /// siteverify calls in flight at once; more wait up to `SITEVERIFY_QUEUE_TIMEOUT` for a free one.

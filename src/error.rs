@@ -4,6 +4,7 @@
 //! Detail goes to the log (via `Display`), never to the client.
 
 use crate::auth::assertion::AssertionError;
+use crate::assets::AssetError;
 use crate::auth::login::LoginError;
 use crate::auth::logout::LogoutError;
 use crate::auth::operator::OperatorError;
@@ -57,6 +58,9 @@ pub enum GatewayError {
     /// The logout endpoint refused.
     #[error("logout: {0}")]
     Logout(LogoutError),
+    /// A file the gateway serves itself (`/.gateway/…`, the example app) was not found or not read.
+    #[error("gateway file: {0}")]
+    Asset(AssetError),
     /// A WebSocket upgrade beyond `server.max_websockets_per_user` for the token's subject.
     #[error("websocket upgrade refused: {0}")]
     WebsocketLimit(SeatsFull),
@@ -115,6 +119,9 @@ impl GatewayError {
             GatewayError::Auth(AuthError::Duplicate) => {
                 let mut r = response::unauthorized(Some("invalid_request"));
                 *r.status_mut() = StatusCode::BAD_REQUEST;
+                // The marker means "log in again"; a malformed request is not that.
+                r.headers_mut()
+                    .remove(&crate::protocol::headers::GATEWAY_AUTH);
                 r
             }
             GatewayError::Auth(AuthError::TooLong | AuthError::Invalid(_)) => {
@@ -250,6 +257,15 @@ impl GatewayError {
                 );
                 r
             }
+            GatewayError::Asset(AssetError::NotFound) => response::empty(StatusCode::NOT_FOUND),
+            GatewayError::Asset(AssetError::Method) => {
+                let mut r = response::empty(StatusCode::METHOD_NOT_ALLOWED);
+                r.headers_mut().insert(
+                    http::header::ALLOW,
+                    http::HeaderValue::from_static("GET, HEAD"),
+                );
+                r
+            }
             // 429 (RFC 6585 §4) because the limit is this user's own: 503 would blame the gateway and make
             // every client back off, 403 would read as "never allowed", and 401 would send the client to
             // log in again for nothing. Retry-After because a seat frees as soon as one of the user's own
@@ -300,6 +316,12 @@ mod tests {
         assert_eq!(status(AuthError::NotBearer.into()).0, 401);
         let (code, ch) = status(AuthError::Invalid(TokenError::Expired).into());
         assert_eq!(code, 401);
+        // The browser client's re-login marker is on the gateway's 401s, and only on them.
+        let marker = |e: GatewayError| e.into_response().headers().get("gateway-auth").cloned();
+        assert_eq!(marker(AuthError::Missing.into()).unwrap(), "required");
+        assert_eq!(marker(LoginError::BadPassword.into()).unwrap(), "required");
+        assert_eq!(marker(AuthError::Duplicate.into()), None);
+        assert_eq!(marker(GatewayError::NotFound), None);
         assert!(ch.unwrap().contains("error=\"invalid_token\""));
         assert_eq!(
             status(AuthError::Invalid(TokenError::HeaderValue).into()),
@@ -359,6 +381,12 @@ mod tests {
         assert_eq!(
             status(LoginError::Throttled(std::time::Duration::from_secs(9)).into()).0,
             429
+        );
+        assert_eq!(status(GatewayError::Asset(AssetError::NotFound)).0, 404);
+        let res = GatewayError::Asset(AssetError::Method).into_response();
+        assert_eq!(
+            (res.status().as_u16(), &res.headers()["allow"]),
+            (405, &"GET, HEAD".parse::<http::HeaderValue>().unwrap())
         );
         let res = GatewayError::WebsocketLimit(SeatsFull { limit: 2 }).into_response();
         assert_eq!(res.status(), 429);

@@ -9,6 +9,8 @@ use crate::state::State;
 
 /// Cloudflare's published test secret that passes every token (its other test secrets only ever fail).
 pub const ALWAYS_PASS_TURNSTILE_SECRET: &str = "1x0000000000000000000000000000000AA";
+/// Cloudflare's published test site keys whose widgets always pass (visible and invisible).
+const ALWAYS_PASS_SITE_KEYS: [&str; 2] = ["1x00000000000000000000AA", "1x00000000000000000000BB"];
 /// The shipped demo user's name and password (`users.toml`, a labelled development fixture).
 const DEMO_USER: (&str, &str) = ("demo", "demo-password");
 
@@ -33,6 +35,31 @@ pub fn development_settings(config: &Config, state: &State) -> Vec<String> {
         .is_some_and(|a| a.key.is_none())
     {
         found.push("an ephemeral identity assertion key: set identity.assertion.key_file to a PKCS#8 PEM private key (EdDSA or ES256) of its own".to_string());
+    }
+    if config.login.enabled
+        && config
+            .login
+            .turnstile
+            .site_key
+            .as_deref()
+            .is_some_and(|k| ALWAYS_PASS_SITE_KEYS.contains(&k))
+    {
+        found.push("Cloudflare's always-pass Turnstile test site key: set login.turnstile.site_key to your widget's site key".to_string());
+    }
+    for r in &config.routes {
+        // The example app is a demonstration; a public echo shows anyone the headers the gateway adds
+        // (addresses of trusted proxies, the request id). A protected echo only shows callers their own.
+        let dev = match r.local {
+            Some(crate::config::LocalTarget::ExampleSpa) => Some("the example app"),
+            Some(crate::config::LocalTarget::Echo) if r.public => Some("a public echo upstream"),
+            _ => None,
+        };
+        if let Some(what) = dev {
+            found.push(format!(
+                "{what} (route {:?}, upstream = {:?}): point it at your own upstream",
+                r.name, r.upstream.url
+            ));
+        }
     }
     if let Some(file) = &state.users_file {
         let demo = file

@@ -3,6 +3,7 @@
 
 use crate::body::ResBody;
 use crate::defaults::REALM;
+use crate::protocol::headers::{GATEWAY_AUTH, GATEWAY_AUTH_REQUIRED};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
@@ -62,5 +63,9 @@ pub fn unauthorized(error: Option<&'static str>) -> Response<ResBody> {
     };
     debug_assert_eq!(REALM, "gateway");
     res.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+    res.headers_mut().insert(
+        GATEWAY_AUTH.clone(),
+        HeaderValue::from_static(GATEWAY_AUTH_REQUIRED),
+    );
     res
 }

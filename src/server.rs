@@ -2,8 +2,8 @@
 //!
 //! `handle` cannot fail: it runs `try_handle` (the request path written with `?`), turns any
 //! `GatewayError` into its response, adds CORS headers and logs once. Stages in order:
-//! Host check → path normalisation and screening → CORS preflight → routing (and the route's `;` parameter
-//! rule) → authentication → forwarding.
+//! Host check → path normalisation and screening → CORS preflight → the gateway's own files (`/.gateway/`)
+//! → routing (and the route's `;` parameter rule) → authentication → forwarding (or a local target).
 
 use crate::auth::bearer;
 use crate::auth::logout::{self, LogoutError};
@@ -152,6 +152,11 @@ impl Gateway {
                 return Ok(res);
             }
         }
+        if crate::assets::is_reserved(&path) {
+            trace.route = Some(ROUTE_INTERNAL.clone());
+            return crate::assets::gateway_file(req.method(), req.headers(), &path, &state.config)
+                .map_err(GatewayError::Asset);
+        }
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
         match state.router.route(host_str, &path) {
             Routed::Login
@@ -241,6 +246,20 @@ impl Gateway {
                     }
                     _ => None,
                 };
+                if route.local == Some(crate::config::LocalTarget::ExampleSpa) {
+                    let rest = if route.prefix == "/" {
+                        path.as_str()
+                    } else {
+                        path.get(route.prefix.len()..).unwrap_or("")
+                    };
+                    return crate::assets::example_spa(
+                        req.method(),
+                        req.headers(),
+                        rest,
+                        &state.config,
+                    )
+                    .map_err(GatewayError::Asset);
+                }
                 let upgrade = self.upgrade_terms(state, &req, identity.as_ref())?;
                 let hop = Hop {
                     peer: conn.peer.ip(),

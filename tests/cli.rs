@@ -39,9 +39,13 @@ fn check_config_accepts_the_shipped_config_and_prints_its_routes() {
         out.status
     );
     assert!(stdout.contains("configuration OK"), "{stdout}");
-    assert!(stdout.contains("routes (1):"), "{stdout}");
+    assert!(stdout.contains("routes (2):"), "{stdout}");
     assert!(
-        stdout.contains("app") && stdout.contains("http://127.0.0.1:9000"),
+        stdout.contains("app") && stdout.contains("example-spa:") && stdout.contains("[public]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("api") && stdout.contains("echo:"),
         "{stdout}"
     );
     assert!(stdout.contains("[token required]"), "{stdout}");
@@ -117,7 +121,7 @@ fn serve_with_the_shipped_config_warns_about_the_dev_secret_and_exits_0_on_sigte
     use std::io::{Read, Write};
     let mut tcp = std::net::TcpStream::connect(addr).expect("the gateway accepts");
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    tcp.write_all(b"GET /anything HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    tcp.write_all(b"GET /api/anything HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut answer = String::new();
     let _ = tcp.read_to_string(&mut answer);

@@ -171,7 +171,11 @@ fn the_development_config_is_refused_on_a_public_address_and_fine_on_loopback() 
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = stderr(&out);
     assert!(
-        err.contains("development JWT secret") && err.contains("demo user"),
+        err.contains("development JWT secret")
+            && err.contains("demo user")
+            && err.contains("always-pass Turnstile test secret")
+            && err.contains("always-pass Turnstile test site key")
+            && err.contains("example app"),
         "names every development setting: {err}"
     );
     let out = check_in_image(&config, &[]);

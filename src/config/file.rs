@@ -226,6 +226,8 @@ pub struct TurnstileFile {
     pub max_concurrent: Option<usize>,
     pub queue_timeout: Option<Dur>,
     pub max_per_ip: Option<usize>,
+    pub site_key: Option<String>,
+    pub script_url: Option<String>,
 }
 
 /// `[login.hashing]`: the bounded pool that verifies passwords.

@@ -51,6 +51,10 @@ pub struct TurnstileConfig {
     pub queue_timeout: Duration,
     /// siteverify calls one client address may have in flight or waiting before 429.
     pub max_per_ip: usize,
+    /// The widget's public site key, for browser pages (`/.gateway/config.json`); None: not published.
+    pub site_key: Option<String>,
+    /// Where browser pages load the widget script from (tests point it at a local stand-in).
+    pub script_url: String,
 }
 
 impl std::fmt::Debug for TurnstileConfig {
@@ -153,7 +157,31 @@ fn validate_turnstile(t: TurnstileFile, base: &Path) -> Result<TurnstileConfig, 
             return Err(ConfigError::invalid(key, "must be at least 1"));
         }
     }
+    let site_key = t.site_key.filter(|s| !s.is_empty());
+    if let Some(k) = &site_key {
+        // Cloudflare's keys are short ASCII tokens; anything else is a pasting mistake (a secret, a URL).
+        let plausible = k.len() <= 128
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !plausible {
+            return Err(ConfigError::invalid(
+                "login.turnstile.site_key",
+                "not a Turnstile site key (letters, digits, - and _, up to 128)",
+            ));
+        }
+    }
+    let script_url = t
+        .script_url
+        .unwrap_or_else(|| defaults::TURNSTILE_SCRIPT_URL.to_string());
+    http_url(&script_url).map_err(|reason| {
+        ConfigError::invalid(
+            "login.turnstile.script_url",
+            format!("{script_url:?}: {reason}"),
+        )
+    })?;
     Ok(TurnstileConfig {
+        site_key,
+        script_url,
         secret,
         siteverify_url,
         timeout: dur(t.timeout, defaults::SITEVERIFY_TIMEOUT),

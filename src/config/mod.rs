@@ -38,7 +38,7 @@ pub use login::{HashingConfig, LoginConfig, ThrottleConfig, TurnstileConfig};
 pub use pool::{Balance, HealthCheckConfig, PassiveConfig, PoolConfig, TargetConfig};
 pub use observability::{AdminToken, LogConfig, MetricsConfig};
 pub use revocation::SessionsConfig;
-pub use routes::{nested_under_public, RouteConfig, Upstream};
+pub use routes::{nested_under_public, LocalTarget, RouteConfig, Upstream};
 pub use server::{ServerConfig, TlsConfig};
 pub use shared::{OnFailure, SharedConfig};
 pub use users::{

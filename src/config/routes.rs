@@ -43,6 +43,33 @@ pub struct RouteConfig {
     pub assertion: bool,
     /// The assertion's `aud` for this route.
     pub assertion_audience: String,
+    /// Answered by the gateway itself (`upstream = "echo:"` or `"example-spa:"`) instead of forwarded.
+    pub local: Option<LocalTarget>,
+}
+
+/// A route target the gateway answers itself instead of forwarding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalTarget {
+    /// `upstream = "echo:"`: JSON describing what an upstream would have received (like Traefik's whoami).
+    Echo,
+    /// `upstream = "example-spa:"`: the example single-page app embedded in the binary (`examples/spa/`).
+    ExampleSpa,
+}
+
+impl LocalTarget {
+    /// The `upstream` value that selects this target.
+    pub fn url(self) -> &'static str {
+        match self {
+            LocalTarget::Echo => "echo:",
+            LocalTarget::ExampleSpa => "example-spa:",
+        }
+    }
+
+    fn parse(text: &str) -> Option<LocalTarget> {
+        [LocalTarget::Echo, LocalTarget::ExampleSpa]
+            .into_iter()
+            .find(|t| t.url() == text)
+    }
 }
 
 pub use super::pool::Upstream;
@@ -95,9 +122,15 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
             format!("{prefix:?}: {e} (requests with such a path are refused)"),
         ));
     }
+    let local = r.upstream.as_deref().and_then(LocalTarget::parse);
     let pool = validate_pool(
         PoolFile {
-            upstream: r.upstream,
+            // `.invalid` never resolves (RFC 2606): even a code path that forwarded a local route could reach
+            // nobody.
+            upstream: match local {
+                Some(_) => Some("http://local.invalid".to_string()),
+                None => r.upstream,
+            },
             upstreams: r.upstreams,
             balance: r.balance,
             max_attempts: r.max_attempts,
@@ -108,7 +141,10 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
         },
         &key,
     )?;
-    let upstream = pool.targets[0].upstream.clone();
+    let mut upstream = pool.targets[0].upstream.clone();
+    if let Some(t) = local {
+        upstream.url = t.url().to_string();
+    }
     let host = match r.host {
         None => None,
         Some(h) => {
@@ -184,6 +220,7 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
         allow_path_parameters: r.allow_path_parameters,
         assertion: r.assertion.unwrap_or(true),
         assertion_audience,
+        local,
     })
 }
 
@@ -266,6 +303,21 @@ mod tests {
         }
         let e = upstream_err("http://127.0.0.1:notaport");
         assert!(e.contains("notaport") && e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn local_targets_are_recognised_exactly() {
+        let c = Config::from_toml(&with_routes(
+            "[[routes]]\nprefix = \"/\"\nupstream = \"example-spa:\"\npublic = true\n[[routes]]\nprefix = \"/api\"\nupstream = \"echo:\"\n",
+        ))
+        .unwrap();
+        assert_eq!(c.routes[0].local, Some(super::LocalTarget::ExampleSpa));
+        assert_eq!(c.routes[1].local, Some(super::LocalTarget::Echo));
+        assert_eq!(c.routes[1].upstream.url, "echo:");
+        for bad in ["echo", "echo:x", "ECHO:", "spa:"] {
+            let e = upstream_err(bad);
+            assert!(e.starts_with("routes[0].upstream:"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!   client cannot forge its address (RFC 7239 §8.1 reasoning). `Forwarded` and `X-Real-IP` from
 //!   untrusted peers are dropped for the same reason.
 
-use crate::protocol::headers::HOP_BY_HOP;
+use crate::protocol::headers::{GATEWAY_AUTH, HOP_BY_HOP};
 use http::header::{CONNECTION, COOKIE, FORWARDED, HOST, UPGRADE, VIA};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
@@ -207,6 +207,12 @@ pub fn join_cookies(headers: &mut HeaderMap) {
     if let Ok(v) = HeaderValue::from_bytes(&values.join(&b"; "[..])) {
         headers.insert(COOKIE, v);
     }
+}
+
+/// Removes from an upstream's response what only the gateway may say: its 401 marker (`Gateway-Auth`), so
+/// a backend can neither send a browser client to log in again nor hide the gateway's own request for it.
+pub fn strip_response(headers: &mut HeaderMap) {
+    headers.remove(&GATEWAY_AUTH);
 }
 
 /// Sets the Host header sent upstream.

@@ -6,6 +6,7 @@
 //! terms the request was accepted on: the token's expiry, the idle timeout and a per-user seat (`seats`).
 
 pub mod client;
+pub mod echo;
 pub mod headers;
 pub mod pool;
 pub mod seats;
@@ -177,6 +178,12 @@ pub async fn forward(
         );
     }
 
+    if route.local == Some(crate::config::LocalTarget::Echo) {
+        // Answered here, after all the surgery, so it shows exactly what an upstream would receive.
+        parts.uri = Uri::from(pq);
+        return Ok(echo::answer(&parts, out.identity_cfg));
+    }
+
     let pool = out.pool;
     let (response, lease) = if pool.is_single() {
         let target = &pool.targets[0];
@@ -232,6 +239,7 @@ pub async fn forward(
         );
         let (mut parts, _) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers, true);
+        headers::strip_response(&mut parts.headers);
         return Ok(Response::from_parts(
             parts,
             Either::Right(Default::default()),
@@ -239,6 +247,7 @@ pub async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, false);
+    headers::strip_response(&mut parts.headers);
     let mut body = crate::body::UpstreamBody::new(body, route.timeout);
     if !lease.is_empty() {
         body = body.holding(Box::new(lease));

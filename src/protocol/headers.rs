@@ -19,6 +19,14 @@ pub static HOP_BY_HOP: [HeaderName; 9] = [
     UPGRADE,
 ];
 
+/// `Gateway-Auth`: set to `required` on every 401 the gateway itself answers, so a browser client can tell
+/// "the gateway wants a (new) token" from an upstream's own 401. It never says why. Always exposed to
+/// cross-origin scripts (`cors`), and removed from upstream responses (`forward`), so a backend can neither
+/// trigger nor hide a re-login.
+pub static GATEWAY_AUTH: HeaderName = HeaderName::from_static("gateway-auth");
+/// The marker's only value.
+pub const GATEWAY_AUTH_REQUIRED: &str = "required";
+
 /// True for the fixed hop-by-hop fields (not counting those a `Connection` header names).
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.iter().any(|h| h == name)

@@ -6,6 +6,8 @@
 //! - `/slow/<ms>`: waits, then echoes;
 //! - `/ws`: accepts a WebSocket and echoes its messages;
 //! - `/status/<code>`: answers that status with an empty body;
+//! - `/gateway-auth/<code>`: answers that status with `Gateway-Auth: required` (the gateway's own 401 marker)
+//!   and `WWW-Authenticate: Bearer` (an ASP.NET JwtBearer-style challenge) and a short JSON body;
 //! - anything else: 200 with JSON `{"method", "path", "query", "headers": {name: [values]}}`.
 //!
 //! Broken upstreams: `refusing()` (nothing listens), `hanging()` (accepts, never answers),
@@ -235,6 +237,24 @@ async fn handle(
     {
         let mut res = Response::new(full(Bytes::new()));
         *res.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+        return Ok(res);
+    }
+    if let Some(code) = path
+        .strip_prefix("/gateway-auth/")
+        .and_then(|c| c.parse::<u16>().ok())
+    {
+        let mut res = Response::new(full(json!({"from": "upstream"}).to_string()));
+        *res.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+        let h = res.headers_mut();
+        h.insert("gateway-auth", http::HeaderValue::from_static("required"));
+        h.insert(
+            "www-authenticate",
+            http::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        h.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        );
         return Ok(res);
     }
     if let Some(ms) = path
