@@ -22,6 +22,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+const UNKNOWN: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
+
 /// How often the store is pinged in the background (readiness, the up gauge, and an early reconnect).
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Bound on one connection attempt; longer than `shared.timeout` so a slow link can still connect while
@@ -40,8 +44,8 @@ pub struct SharedStore {
     timeout_nanos: AtomicU64,
     /// `shared.on_failure`: 0 closed, 1 local (a reload may change it).
     on_failure: AtomicU8,
-    /// The last call (or probe) succeeded.
-    up: AtomicBool,
+    /// What the last call (or probe) found: [`UNKNOWN`], [`UP`] or [`DOWN`].
+    state: AtomicU8,
     /// Some call has succeeded since start.
     reached: AtomicBool,
     metrics: Arc<Metrics>,
@@ -78,7 +82,7 @@ impl SharedStore {
             prefix: cfg.prefix.clone(),
             timeout_nanos: AtomicU64::new(nanos(cfg.timeout)),
             on_failure: AtomicU8::new(on_failure_code(cfg.on_failure)),
-            up: AtomicBool::new(false),
+            state: AtomicU8::new(UNKNOWN),
             reached: AtomicBool::new(false),
             metrics,
         });
@@ -131,7 +135,7 @@ impl SharedStore {
 
     /// True while the last call or probe succeeded.
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+        self.state.load(Ordering::Relaxed) == UP
     }
 
     /// Readiness: the store has answered at least once since start. A later outage does not make the
@@ -187,11 +191,13 @@ impl SharedStore {
         if up {
             self.reached.store(true, Ordering::Relaxed);
         }
-        let was = self.up.swap(up, Ordering::Relaxed);
+        let was = self
+            .state
+            .swap(if up { UP } else { DOWN }, Ordering::Relaxed);
         self.metrics.shared_up.set(i64::from(up));
         match (was, up) {
-            (false, true) => tracing::info!("shared store reachable"),
-            (true, false) => {
+            (UNKNOWN | DOWN, true) => tracing::info!("shared store reachable"),
+            (UNKNOWN | UP, false) => {
                 let policy = match self.on_failure() {
                     OnFailure::Closed => "logins answer 503 until it is back",
                     OnFailure::Local => "logins use this instance's own tables until it is back",
