@@ -126,3 +126,12 @@ pub const THROTTLE_MAX_ENTRIES: usize = 100_000;
 pub const USERS_FILE: &str = "users.toml";
 /// How often the users file's modification time is checked.
 pub const USERS_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Key namespace in the shared store, so several gateways (or other apps) can share one Redis.
+pub const SHARED_PREFIX: &str = "gateway";
+/// How long a login waits for the shared store: a loopback Redis answers in well under 1 ms, so 200 ms only
+/// trips on a real outage, and a login never hangs on it.
+pub const SHARED_TIMEOUT: Duration = Duration::from_millis(200);
+/// Full reload of the shared revocation set: pub/sub loses what is published while an instance is
+/// disconnected, so this bounds how long such a gap can last.
+pub const SHARED_RECONCILE_INTERVAL: Duration = Duration::from_secs(10);

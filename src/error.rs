@@ -12,6 +12,7 @@ use crate::forward::seats::SeatsFull;
 use crate::forward::UpstreamError;
 use crate::protocol::path::PathError;
 use crate::response;
+use crate::shared::SharedError;
 use http::{Response, StatusCode};
 
 /// Why a request is refused before it reaches a route.
@@ -58,6 +59,15 @@ pub enum GatewayError {
     /// A WebSocket upgrade beyond `server.max_websockets_per_user` for the token's subject.
     #[error("websocket upgrade refused: {0}")]
     WebsocketLimit(SeatsFull),
+    /// The shared store (Redis) did not answer in time.
+    #[error("{0}")]
+    Shared(SharedError),
+}
+
+impl From<SharedError> for GatewayError {
+    fn from(e: SharedError) -> Self {
+        GatewayError::Shared(e)
+    }
 }
 
 impl From<LoginError> for GatewayError {
@@ -167,7 +177,12 @@ impl GatewayError {
                 );
                 r
             }
-            GatewayError::Login(LoginError::Busy | LoginError::CaptchaBusy) => {
+            // The shared store is down: the attempt did not happen, so never a 401 (it would read as bad
+            // credentials) and never unthrottled; the client may retry shortly.
+            GatewayError::Login(
+                LoginError::Busy | LoginError::CaptchaBusy | LoginError::Shared(_),
+            )
+            | GatewayError::Shared(_) => {
                 let mut r = response::empty(StatusCode::SERVICE_UNAVAILABLE);
                 r.headers_mut().insert(
                     http::header::RETRY_AFTER,
@@ -299,6 +314,15 @@ mod tests {
             let res = GatewayError::from(e).into_response();
             assert_eq!(res.status(), code);
             assert!(res.headers().contains_key(http::header::RETRY_AFTER));
+        }
+        let outage = SharedError::Timeout { operation: "x" };
+        for e in [
+            GatewayError::Shared(outage.clone()),
+            GatewayError::Login(LoginError::Shared(outage)),
+        ] {
+            let res = e.into_response();
+            assert_eq!(res.status(), 503);
+            assert_eq!(res.headers()[http::header::RETRY_AFTER], "1");
         }
         assert_eq!(
             status(LoginError::Throttled(std::time::Duration::from_secs(9)).into()).0,

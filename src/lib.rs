@@ -25,6 +25,7 @@ pub mod reload;
 pub mod response;
 pub mod routing;
 pub mod server;
+pub mod shared;
 pub mod state;
 pub mod telemetry;
 pub mod tls;

@@ -114,6 +114,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         "server.tls.handshake_timeout",
     );
     check(old.metrics.listen != new.metrics.listen, "metrics.listen");
+    // The shared store's connection is made once per process (`Lasting`).
+    let store = |c: &Config| c.shared.as_ref().map(|s| (s.url.clone(), s.prefix.clone()));
+    check(store(old) != store(new), "shared.url/shared.prefix");
     check(
         old.log.level != new.log.level || old.log.json != new.log.json,
         "log.level/log.format",

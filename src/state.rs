@@ -17,6 +17,7 @@ use crate::forward::client::{self, ClientError, UpstreamClient};
 use crate::forward::seats::UpgradeSeats;
 use crate::metrics::{Metrics, RouteName};
 use crate::routing::Router;
+use crate::shared::SharedStore;
 use crate::users::file::FileStore;
 use crate::users::UserStore;
 use bytes::Bytes;
@@ -67,23 +68,34 @@ pub struct Lasting {
     pub defences: Arc<LoginDefences>,
     /// Open upgraded connections per token subject: kept across reloads because the connections are.
     pub websockets: UpgradeSeats,
+    /// The store several instances share (`[shared]`), when configured; its connection outlives reloads.
+    pub shared: Option<Arc<SharedStore>>,
     /// Ended sessions: the revocation table (revoked token ids, per-user watermarks, users seen for
     /// `auth.recheck_active`) and where revocations are published.
     pub sessions: Arc<Sessions>,
 }
 
 impl Lasting {
-    /// Fresh process-wide state, sized by the first configuration.
-    pub fn new(config: &Config) -> Lasting {
-        Lasting {
-            metrics: Metrics::new(),
+    /// Fresh process-wide state, sized by the first configuration. The shared store is started only inside
+    /// a Tokio runtime (serving); outside one (`check-config`) there is nothing to connect for.
+    pub fn new(config: &Config) -> Result<Lasting, StateError> {
+        let metrics = Metrics::new();
+        let shared = match &config.shared {
+            Some(cfg) if tokio::runtime::Handle::try_current().is_ok() => {
+                Some(SharedStore::start(cfg, metrics.clone()).map_err(StateError::Shared)?)
+            }
+            _ => None,
+        };
+        Ok(Lasting {
+            metrics,
             defences: Arc::new(LoginDefences::new(&config.login)),
             websockets: UpgradeSeats::new(),
-            sessions: Arc::new(Sessions::new(Arc::new(Revocations::new(
-                &config.auth.sessions,
-                config.auth.leeway,
-            )))),
-        }
+            sessions: Arc::new(Sessions::new(
+                Arc::new(Revocations::new(&config.auth.sessions, config.auth.leeway)),
+                shared.clone(),
+            )),
+            shared,
+        })
     }
 
     /// Makes the lasting parts enforce a newly loaded configuration's limits.
@@ -92,6 +104,9 @@ impl Lasting {
         self.sessions
             .table()
             .apply(&config.auth.sessions, config.auth.leeway);
+        if let (Some(store), Some(cfg)) = (&self.shared, &config.shared) {
+            store.apply(cfg);
+        }
     }
 }
 
@@ -107,6 +122,9 @@ pub enum StateError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The shared store's client could not be set up.
+    #[error("{0}")]
+    Shared(String),
 }
 
 impl State {
@@ -171,6 +189,7 @@ impl State {
                         store,
                         issuer,
                         lasting.defences.clone(),
+                        lasting.shared.clone(),
                         metrics.clone(),
                     )
                     .map_err(StateError::Login)?,

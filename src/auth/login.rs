@@ -18,12 +18,15 @@
 //! - Every credential failure (unknown, inactive, wrong password, throttled user, unusable name) is held until
 //!   the slowest verification seen has passed (`timing::FailureFloor`), so the stored hash's kind and cost
 //!   cannot be read from the answer's timing.
+//! - With `[shared]`, the throttles and the spent-captcha memory live in the shared store (`guard`), so every
+//!   instance enforces one budget; a store that does not answer is 503 (or, with `shared.on_failure =
+//!   "local"`, this instance's tables), never a 401 and never an unthrottled attempt.
 //! - Hashing runs in the bounded `HashPool`; a saturated pool answers 503 at once.
 //! - Bodies are read with a limit; nothing from the request is echoed back or logged except the user name.
 
 use super::defences::{stored_user_key, unknown_user_key, LoginDefences};
+use super::guard::{Guard, Ticket};
 use super::hashing::{Busy, HashPool};
-use super::throttle::ip_key;
 use super::token::TokenIssuer;
 use super::turnstile::{CaptchaError, Turnstile, TurnstileSettings};
 use crate::body::{self, BodyError, ResBody};
@@ -96,11 +99,14 @@ pub enum LoginError {
     /// Signing the token failed.
     #[error("token signing failed: {0}")]
     Token(String),
+    /// The shared store did not answer and `shared.on_failure = "closed"`: 503, never a 401.
+    #[error("{0}")]
+    Shared(crate::shared::SharedError),
 }
 
 impl LoginError {
     /// True for the failures that count as a guess against the per-IP budget.
-    fn is_guess(&self) -> bool {
+    pub(crate) fn is_guess(&self) -> bool {
         matches!(
             self,
             LoginError::Captcha(_)
@@ -132,6 +138,7 @@ impl LoginError {
             | LoginError::UserThrottled
             | LoginError::CaptchaClientBusy => "throttled",
             LoginError::Token(_) => "internal",
+            LoginError::Shared(_) => "shared_store_error",
         }
     }
 }
@@ -145,8 +152,8 @@ impl From<Busy> for LoginError {
 /// The login endpoint's state.
 pub struct Login {
     turnstile: Option<Turnstile>,
-    /// Throttles and spent captchas, shared with the states before and after a reload.
-    defences: Arc<LoginDefences>,
+    /// Throttles and spent captchas (in-process, or in the shared store), kept across reloads.
+    guard: Guard,
     store: Arc<UserStore>,
     pool: HashPool,
     issuer: TokenIssuer,
@@ -171,6 +178,7 @@ impl Login {
         store: Arc<UserStore>,
         issuer: TokenIssuer,
         defences: Arc<LoginDefences>,
+        shared: Option<Arc<crate::shared::SharedStore>>,
         metrics: Arc<Metrics>,
     ) -> Result<Login, String> {
         let turnstile = match &cfg.turnstile.secret {
@@ -194,7 +202,7 @@ impl Login {
         };
         Ok(Login {
             turnstile,
-            defences,
+            guard: Guard::new(defences, shared),
             store,
             pool: HashPool::new(cfg.hashing.max_concurrent, cfg.hashing.max_queue),
             issuer,
@@ -226,16 +234,10 @@ impl Login {
         req: Request<Incoming>,
         client_ip: IpAddr,
     ) -> Result<Response<ResBody>, LoginError> {
-        let ip = ip_key(client_ip);
-        self.defences
-            .ip
-            .reserve(&ip)
-            .map_err(LoginError::Throttled)?;
-        let result = self.attempt(req, client_ip).await;
-        // Only a guess keeps the reserved slot; a success, a bad request or an overloaded gateway gives it back.
-        if !result.as_ref().is_err_and(LoginError::is_guess) {
-            self.defences.ip.release(&ip);
-        }
+        let mut ticket = self.guard.arrive(client_ip)?;
+        let result = self.attempt(req, client_ip, &mut ticket).await;
+        // Only a guess keeps the reserved slots; a success, a bad request or an overloaded gateway gives them back.
+        self.guard.settle(ticket, &result).await;
         result
     }
 
@@ -243,6 +245,7 @@ impl Login {
         &self,
         req: Request<Incoming>,
         client_ip: IpAddr,
+        ticket: &mut Ticket,
     ) -> Result<Response<ResBody>, LoginError> {
         if !is_json(req.headers()) {
             return Err(LoginError::BadContentType);
@@ -266,11 +269,10 @@ impl Login {
 
         // 1. Captcha, before anything about the user is looked at.
         let captcha = creds.captcha.as_deref().unwrap_or("");
+        // The IP slot (shared store) and the spent-token check come before anything reaches siteverify.
+        self.guard.admit(ticket, captcha).await?;
         if captcha.trim().is_empty() {
             return Err(LoginError::Captcha(CaptchaError::Missing));
-        }
-        if self.defences.spent.is_spent(captcha) {
-            return Err(LoginError::CaptchaReplayed);
         }
         let turnstile = self
             .turnstile
@@ -292,13 +294,13 @@ impl Login {
             CaptchaError::ClientBusy => LoginError::CaptchaClientBusy,
             e => LoginError::Captcha(e),
         })?;
-        self.defences.spent.spend(captcha);
+        self.guard.redeemed(ticket, captcha);
 
         // 2. Credentials, in constant time whatever the outcome.
         let user_name = creds.user_name.unwrap_or_default();
         let password = creds.password.unwrap_or_default();
         let started = std::time::Instant::now();
-        let result = self.check_credentials(&user_name, password).await;
+        let result = self.check_credentials(&user_name, password, ticket).await;
         if matches!(
             result,
             Err(LoginError::UnknownUser
@@ -306,7 +308,7 @@ impl Login {
                 | LoginError::BadPassword
                 | LoginError::UserThrottled)
         ) {
-            self.defences.floor.pad(started).await;
+            self.guard.local().floor.pad(started).await;
         }
         result
     }
@@ -316,6 +318,7 @@ impl Login {
         &self,
         user_name: &str,
         password: String,
+        ticket: &mut Ticket,
     ) -> Result<Response<ResBody>, LoginError> {
         let normalised = normalise_name(user_name);
         // A name no store could hold, or that could never be a header value, is an unknown user: it is never
@@ -336,17 +339,9 @@ impl Login {
             Some(r) => stored_user_key(&r.user_name),
             None => unknown_user_key(&normalised),
         };
-        if self.defences.user.reserve(&key).is_err() {
-            return Err(LoginError::UserThrottled);
-        }
-        let result = self.verify(record, password).await;
-        match &result {
-            Ok(_) => self.defences.user.clear(&key),
-            Err(LoginError::UnknownUser | LoginError::Inactive | LoginError::BadPassword) => {}
-            // Not a guess (hashing pool full, token signing failed): the slot goes back.
-            Err(_) => self.defences.user.release(&key),
-        }
-        result
+        // Cleared on success, given back after a non-guess (hashing pool full), by `Guard::settle`.
+        self.guard.reserve_user(ticket, key).await?;
+        self.verify(record, password).await
     }
 
     async fn verify(
@@ -356,7 +351,7 @@ impl Login {
     ) -> Result<Response<ResBody>, LoginError> {
         let hash = record.as_ref().and_then(|r| r.password_hash.clone());
         let dummy = self.store.dummy_kind();
-        let defences = self.defences.clone();
+        let defences = self.guard.local().clone();
         let verdict = self
             .pool
             .run(move || {

@@ -3,6 +3,7 @@
 pub mod bearer;
 pub mod defences;
 pub mod error;
+pub mod guard;
 pub mod hashing;
 pub mod jwks;
 pub mod login;
@@ -12,6 +13,7 @@ pub mod recheck;
 pub mod replay;
 pub mod revocation;
 pub mod sessions;
+pub mod shared_revocations;
 pub mod throttle;
 pub mod timing;
 pub mod token;

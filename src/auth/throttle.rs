@@ -75,6 +75,11 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
         }
     }
 
+    /// The limit this table enforces now (the shared store applies the same one).
+    pub fn limit(&self) -> Limit {
+        self.settings.load().limit
+    }
+
     /// None if `key` may try again now, else how long until it may.
     pub fn check(&self, key: &K) -> Option<Duration> {
         let s = **self.settings.load();

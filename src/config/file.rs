@@ -10,8 +10,8 @@ use std::time::Duration;
 
 /// The `[section]` tables of `FileConfig`: the only names `GATEWAY_<SECTION>__<KEY>` variables may use.
 /// A new section is added here and as a field below (a test checks the two agree).
-pub const SECTIONS: [&str; 8] = [
-    "server", "auth", "identity", "cors", "login", "users", "log", "metrics",
+pub const SECTIONS: [&str; 9] = [
+    "server", "auth", "identity", "cors", "login", "users", "log", "metrics", "shared",
 ];
 
 /// The whole file.
@@ -26,7 +26,21 @@ pub struct FileConfig {
     pub users: UsersFile,
     pub log: LogFile,
     pub metrics: MetricsFile,
+    pub shared: SharedFile,
     pub routes: Vec<RouteFile>,
+}
+
+/// `[shared]`: the Redis store several instances share.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedFile {
+    /// `redis://` or `rediss://` (a secret: also `url_file` or `GATEWAY_SHARED__URL`).
+    pub url: Option<String>,
+    pub url_file: Option<PathBuf>,
+    pub prefix: Option<String>,
+    pub timeout: Option<Dur>,
+    pub on_failure: Option<String>,
+    pub reconcile_interval: Option<Dur>,
 }
 
 /// `[log]`: logging and the access log.

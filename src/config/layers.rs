@@ -19,7 +19,12 @@ const PREFIX: &str = "GATEWAY_";
 const NOT_CONFIG: [&str; 4] = ["config", "log", "log_format", "worker_threads"];
 
 /// Keys that hold secrets; each can also be given as `<key>_file` (see `value::secret`).
-pub(super) const SECRET_KEYS: [&str; 3] = ["auth.secret", "login.turnstile.secret", "users.url"];
+pub(super) const SECRET_KEYS: [&str; 4] = [
+    "auth.secret",
+    "login.turnstile.secret",
+    "users.url",
+    "shared.url",
+];
 
 /// What a `GATEWAY_*` variable is, by its key after the prefix (lower case, `__` already turned into `.`).
 #[derive(Debug, PartialEq, Eq)]

@@ -23,6 +23,7 @@ mod observability;
 mod revocation;
 mod routes;
 mod server;
+mod shared;
 mod users;
 mod value;
 
@@ -35,6 +36,7 @@ pub use observability::{AdminToken, LogConfig, MetricsConfig};
 pub use revocation::SessionsConfig;
 pub use routes::{nested_under_public, RouteConfig, Upstream};
 pub use server::{ServerConfig, TlsConfig};
+pub use shared::{OnFailure, SharedConfig};
 pub use users::{
     parse_dummy_kind, redact_url, Dialect, SqlSettings, UserStoreKind, UsersConfig,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DUMMY, DEFAULT_MAX_CONNECTIONS, DEFAULT_QUERY_TIMEOUT,
@@ -57,6 +59,8 @@ pub struct Config {
     pub users: UsersConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    /// The store several instances share; None: every defence is in-process.
+    pub shared: Option<SharedConfig>,
     pub routes: Vec<RouteConfig>,
     /// The file this configuration was loaded from (None for in-memory configs); enables hot reload.
     pub source: Option<PathBuf>,
@@ -113,6 +117,7 @@ fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         users: users::validate_users(raw.users, base)?,
         log: observability::validate_log(raw.log)?,
         metrics: observability::validate_metrics(raw.metrics, base)?,
+        shared: shared::validate_shared(raw.shared, base)?,
         routes: routes::validate_routes(raw.routes, base)?,
         source: None,
     };

@@ -16,6 +16,8 @@ pub mod wait;
 // Hostile-traffic tests (issue 4): a recording upstream and a raw HTTP/2 frame client.
 pub mod h2raw;
 pub mod recorder;
+// Shared-store tests (issue 13): the test Redis, private redis-server processes.
+pub mod shared_store;
 
 use figment::providers::{Format, Toml};
 use figment::Figment;
