@@ -35,6 +35,9 @@ end
 return 1
 ";
 
+/// Members of a sorted set with their scores.
+type Scored = Vec<(String, u64)>;
+
 /// A revocation on the wire (pub/sub message).
 #[derive(Serialize, Deserialize)]
 struct Wire {
@@ -160,7 +163,7 @@ impl SharedRevocations {
         let user_floor = now.saturating_sub(table.watermark_until(0));
         let mut conn = self.store.connection();
         let (tokens, users) = (self.tokens_key.clone(), self.users_key.clone());
-        let (tokens, users): (Vec<(String, u64)>, Vec<(String, u64)>) = self
+        let (tokens, users): (Scored, Scored) = self
             .store
             .call("revocations_load", async move {
                 redis::pipe()
