@@ -160,3 +160,6 @@ pub const SHARED_PREFIX: &str = "gateway";
 /// How long a login waits for the shared store: a loopback Redis answers in well under 1 ms, so 200 ms only
 /// trips on a real outage, and a login never hangs on it.
 pub const SHARED_TIMEOUT: Duration = Duration::from_millis(200);
+/// Full reload of the shared revocation set: pub/sub loses what is published while an instance is
+/// disconnected, so this bounds how long such a gap can last.
+pub const SHARED_RECONCILE_INTERVAL: Duration = Duration::from_secs(10);

@@ -3,8 +3,8 @@
 //! The match in `into_response` is exhaustive with no wildcard, so a new variant must be given a status here.
 //! Detail goes to the log (via `Display`), never to the client.
 
-use crate::auth::assertion::AssertionError;
 use crate::assets::AssetError;
+use crate::auth::assertion::AssertionError;
 use crate::auth::login::LoginError;
 use crate::auth::logout::LogoutError;
 use crate::auth::operator::OperatorError;

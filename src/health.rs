@@ -1,9 +1,8 @@
 //! The operations listener (default 127.0.0.1:9090, off the public port): `/metrics` (Prometheus text or
 //! OpenMetrics, by `Accept`),
 //! `/healthz` (liveness: the process serves) and `/readyz` (readiness: config loaded, the user store can
-//! answer, and the shared store has answered since start), and `POST /revoke` for operators when
-//! `metrics.admin_token_file` is set (`crate::admin`). The same health answers are available on the main
-//! listener with `metrics.health_on_main_listener`.
+//! answer, and the shared store has answered since start and, with it, the revocations were loaded), and `POST /revoke` for operators
+//! when `metrics.admin_token_file` is set (`crate::admin`). The same health answers are available on the main listener with `metrics.health_on_main_listener`.
 
 use crate::body::ResBody;
 use crate::metrics::Format;
@@ -44,6 +43,7 @@ pub async fn answer(shared: &Shared, method: &Method, path: &str) -> Option<Resp
 /// The current state can serve, and the shared store (when configured) has answered since start.
 async fn ready(shared: &Shared) -> Result<(), String> {
     shared.current().ready().await?;
+    shared.lasting.sessions.ready()?;
     match &shared.lasting.shared {
         Some(store) => store.ready(),
         None => Ok(()),

@@ -139,6 +139,24 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     background.push(tokio::spawn(crate::auth::sessions::sweep(
         shared.lasting.sessions.clone(),
     )));
+    if let Some(remote) = shared.lasting.sessions.remote() {
+        let current = Arc::downgrade(&shared);
+        background.push(tokio::spawn(remote.clone().follow(
+            shared.lasting.sessions.table().clone(),
+            move || {
+                current
+                    .upgrade()
+                    .and_then(|s| {
+                        s.current()
+                            .config
+                            .shared
+                            .as_ref()
+                            .map(|c| c.reconcile_interval)
+                    })
+                    .unwrap_or(crate::defaults::SHARED_RECONCILE_INTERVAL)
+            },
+        )));
+    }
     let current = Arc::downgrade(&shared);
     background.push(tokio::spawn(crate::auth::recheck::run(
         shared.lasting.sessions.clone(),

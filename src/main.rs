@@ -277,6 +277,9 @@ fn revoke(
             return ExitCode::from(2);
         }
     };
+    if let Some(shared) = &config.shared {
+        return revoke_shared(&config, shared, user, token);
+    }
     let Some(admin) = &config.metrics.admin_token else {
         eprintln!("error: metrics.admin_token_file is not set, so the running gateway serves no revoke endpoint");
         return ExitCode::from(2);
@@ -308,6 +311,58 @@ fn revoke(
         }
         Err(e) => {
             eprintln!("error: {base}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `gateway revoke` with `[shared]`: writes the revocation to the store, which publishes it to every instance.
+fn revoke_shared(
+    config: &Config,
+    shared: &gateway::config::SharedConfig,
+    user: Option<String>,
+    token: Option<(String, u64)>,
+) -> ExitCode {
+    use gateway::auth::revocation::{now_secs, Revocation, Revocations};
+    let revocation = match (user, token) {
+        (Some(sub), _) => Revocation::User {
+            sub,
+            not_after: now_secs(),
+        },
+        (None, Some((jti, exp))) => Revocation::Token {
+            jti,
+            until: exp.saturating_add(config.auth.leeway.as_secs()),
+        },
+        (None, None) => return ExitCode::from(2),
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    let outcome = runtime.block_on(async {
+        let store = gateway::shared::SharedStore::start(shared, gateway::metrics::Metrics::new())?;
+        let remote = gateway::auth::shared_revocations::SharedRevocations::new(store);
+        let table = Revocations::new(&config.auth.sessions, config.auth.leeway);
+        // The first call also connects, which may take longer than shared.timeout: try a few times.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match remote.publish(&revocation, &table).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        Err(last)
+    });
+    match outcome {
+        Ok(()) => {
+            println!("revoked in the shared store: {revocation:?}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -102,10 +102,10 @@ impl Lasting {
             websockets: UpgradeSeats::new(),
             ephemeral_assertion_key: std::sync::Mutex::default(),
             upstream_health: HealthBook::new(),
-            sessions: Arc::new(Sessions::new(Arc::new(Revocations::new(
-                &config.auth.sessions,
-                config.auth.leeway,
-            )))),
+            sessions: Arc::new(Sessions::new(
+                Arc::new(Revocations::new(&config.auth.sessions, config.auth.leeway)),
+                shared.clone(),
+            )),
             shared,
         })
     }

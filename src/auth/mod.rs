@@ -14,6 +14,7 @@ pub mod recheck;
 pub mod replay;
 pub mod revocation;
 pub mod sessions;
+pub mod shared_revocations;
 pub mod throttle;
 pub mod timing;
 pub mod token;

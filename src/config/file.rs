@@ -40,6 +40,7 @@ pub struct SharedFile {
     pub prefix: Option<String>,
     pub timeout: Option<Dur>,
     pub on_failure: Option<String>,
+    pub reconcile_interval: Option<Dur>,
 }
 
 /// `[log]`: logging and the access log.

@@ -29,6 +29,9 @@ pub struct SharedConfig {
     /// Bound on one round trip to the store.
     pub timeout: Duration,
     pub on_failure: OnFailure,
+    /// How often each instance reloads the complete revocation set (pub/sub loses messages while
+    /// disconnected).
+    pub reconcile_interval: Duration,
 }
 
 impl std::fmt::Debug for SharedConfig {
@@ -81,6 +84,13 @@ pub(super) fn validate_shared(
             ))
         }
     };
+    let reconcile_interval = dur(s.reconcile_interval, defaults::SHARED_RECONCILE_INTERVAL);
+    if reconcile_interval < Duration::from_secs(1) {
+        return Err(ConfigError::invalid(
+            "shared.reconcile_interval",
+            "must be at least 1s",
+        ));
+    }
     let Some(url) = url else {
         return Ok(None);
     };
@@ -95,6 +105,7 @@ pub(super) fn validate_shared(
         prefix,
         timeout,
         on_failure,
+        reconcile_interval,
     }))
 }
 

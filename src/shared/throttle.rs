@@ -231,6 +231,7 @@ mod tests {
             prefix: format!("gwunit-{test}-{}", uuid::Uuid::new_v4()),
             timeout: Duration::from_secs(2),
             on_failure: OnFailure::Closed,
+            reconcile_interval: crate::defaults::SHARED_RECONCILE_INTERVAL,
         };
         Some(SharedStore::start(&cfg, Metrics::new()).unwrap())
     }
