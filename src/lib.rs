@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod connection;
 pub mod cors;
 pub mod credentials;
 pub mod defaults;

@@ -13,7 +13,7 @@ use crate::config::{Config, IdentityConfig};
 use crate::cors::Cors;
 use crate::forward::client::{self, ClientError, UpstreamClient};
 use crate::forward::seats::UpgradeSeats;
-use crate::metrics::{Metrics, RouteName};
+use crate::metrics::{Metrics, RouteMetrics, RouteName};
 use crate::routing::Router;
 use crate::users::file::FileStore;
 use crate::users::UserStore;
@@ -47,6 +47,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// Route names as metric labels, same index as `router.routes()`.
     pub route_names: Vec<RouteName>,
+    /// Each route's metric series, resolved once per configuration; same index as `router.routes()`.
+    pub route_metrics: Vec<RouteMetrics>,
     /// TLS acceptor with the current certificate, when HTTPS is on.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Write one access-log line per request.
@@ -181,6 +183,11 @@ impl State {
             login,
             users_file,
             jwks,
+            route_metrics: config
+                .routes
+                .iter()
+                .map(|r| RouteMetrics::new(Arc::new(r.name.clone())))
+                .collect(),
             route_names: config
                 .routes
                 .iter()
