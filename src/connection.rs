@@ -129,9 +129,12 @@ impl Builders {
 }
 
 fn configure_http1(b: &mut http1::Builder, cfg: &ServerConfig) {
+    // `max_buf_size` alone is a soft limit: one read may fill the buffer's spare capacity past it, and a
+    // head that is complete by then is accepted. `max_header_size` refuses any complete head over the limit.
     b.timer(TokioTimer::new())
         .header_read_timeout(cfg.header_read_timeout)
         .max_buf_size(cfg.max_header_bytes)
+        .max_header_size(cfg.max_header_bytes)
         .keep_alive(true);
 }
 

@@ -240,10 +240,11 @@ async fn serve_tcp(
 ) {
     match tls {
         None => {
-            // The first bytes say HTTP/1 or HTTP/2; a client that sends none within the head timeout is closed,
-            // as one that sends no request would be.
+            // The first bytes say HTTP/1 or HTTP/2; a client that sends none within the head timeout (or the
+            // idle timeout, if shorter) is closed, as one that sends no request would be.
+            let wait = serve.head_timeout.min(serve.idle);
             let protocol = tokio::select! {
-                r = tokio::time::timeout(serve.head_timeout, connection::sniff(&tcp)) => match r {
+                r = tokio::time::timeout(wait, connection::sniff(&tcp)) => match r {
                     Ok(Ok(p)) => p,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "connection failed before its first request");
