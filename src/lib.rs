@@ -12,6 +12,7 @@ pub mod assets;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod connection;
 pub mod cors;
 pub mod credentials;
 pub mod defaults;

@@ -7,14 +7,13 @@
 //! `drain_timeout` whatever is left is dropped.
 
 use crate::config::{Config, ServerConfig};
+use crate::connection::{self, Builders, Protocol, RequestFuture};
 use crate::forward::upgrade::{RunUpgraded, UpgradeHost, UpgradedWork};
 use crate::metrics::Metrics;
 use crate::reload::Shared;
 use crate::server::{ConnInfo, Gateway};
 use crate::state::{Lasting, State};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -187,22 +186,6 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     })
 }
 
-fn http_builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_read_timeout)
-        .max_buf_size(cfg.max_header_bytes)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(cfg.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX));
-    builder
-}
-
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -211,7 +194,7 @@ async fn accept_loop(
 ) {
     let gateway = Gateway::new(shared.clone());
     let handshake_timeout = cfg.tls.as_ref().map(|t| t.handshake_timeout);
-    let builder = Arc::new(http_builder(&cfg));
+    let builders = Arc::new(Builders::new(&cfg));
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let tracker = TaskTracker::new();
     // Cancelled when the drain timeout expires: every connection still open is then dropped.
@@ -235,7 +218,7 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let gateway = gateway.clone();
-        let builder = builder.clone();
+        let builders = builders.clone();
         // The acceptor of the current config, so a renewed certificate serves new connections.
         let tls = match (shared.current().tls.clone(), handshake_timeout) {
             (Some(acceptor), Some(t)) => Some((acceptor, t)),
@@ -253,7 +236,7 @@ async fn accept_loop(
         let force = force.clone();
         tracker.spawn(async move {
             tokio::select! {
-                _ = serve_tcp(tcp, peer, tls, Serve { gateway, builder, idle, head_timeout, shutdown, slot }) => {}
+                _ = serve_tcp(tcp, peer, tls, Serve { gateway, builders, idle, head_timeout, shutdown, slot }) => {}
                 _ = force.cancelled() => {}
             }
         });
@@ -277,7 +260,7 @@ async fn accept_loop(
 /// What serving one connection needs besides the socket.
 struct Serve {
     gateway: Gateway,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     idle: Duration,
     head_timeout: Duration,
     shutdown: CancellationToken,
@@ -291,34 +274,66 @@ async fn serve_tcp(
     serve: Serve,
 ) {
     match tls {
-        None => serve_io(tcp, ConnInfo { peer, tls: false }, serve).await,
-        Some((acceptor, handshake_timeout)) => {
-            let stream = tokio::select! {
-                r = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)) => match r {
-                    Ok(Ok(s)) => s,
+        None => {
+            // The first bytes say HTTP/1 or HTTP/2; a client that sends none within the head timeout (or the
+            // idle timeout, if shorter) is closed, as one that sends no request would be.
+            let wait = serve.head_timeout.min(serve.idle);
+            let protocol = tokio::select! {
+                r = tokio::time::timeout(wait, connection::sniff(&tcp)) => match r {
+                    Ok(Ok(p)) => p,
                     Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        tracing::debug!(%peer, error = %e, "connection failed before its first request");
                         return;
                     }
                     Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
+                        tracing::debug!(%peer, "no request within the header read timeout; closing");
                         return;
                     }
                 },
                 _ = serve.shutdown.cancelled() => return,
             };
-            serve_io(stream, ConnInfo { peer, tls: true }, serve).await
+            serve_io(tcp, protocol, ConnInfo { peer, tls: false }, serve).await
+        }
+        // Boxed: the TLS handshake and stream are far larger than a plain connection's state, and would
+        // otherwise size every connection task.
+        Some((acceptor, handshake_timeout)) => {
+            Box::pin(serve_tls(tcp, peer, acceptor, handshake_timeout, serve)).await
         }
     }
 }
 
-async fn serve_io<I>(io: I, conn: ConnInfo, serve: Serve)
+async fn serve_tls(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+    serve: Serve,
+) {
+    let stream = tokio::select! {
+        r = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)) => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        _ = serve.shutdown.cancelled() => return,
+    };
+    let protocol = connection::from_alpn(stream.get_ref().1.alpn_protocol());
+    serve_io(stream, protocol, ConnInfo { peer, tls: true }, serve).await
+}
+
+async fn serve_io<I>(io: I, protocol: Protocol, conn: ConnInfo, serve: Serve)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Serve {
         gateway,
-        builder,
+        builders,
         idle,
         head_timeout,
         shutdown,
@@ -330,21 +345,26 @@ where
         activity: activity.clone(),
     };
     let requests = activity.clone();
-    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        // Only upgrade requests carry the slot: the upgraded stream outlives this connection task.
-        if req.headers().contains_key(http::header::UPGRADE) {
-            req.extensions_mut().insert(UpgradeHost(slot.clone()));
-        }
-        let gateway = gateway.clone();
-        let in_flight = requests.begin();
-        async move {
-            let res = gateway.handle(req, conn).await;
-            drop(in_flight);
-            Ok::<_, Infallible>(res)
-        }
-    });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    tokio::pin!(connection);
+    let svc = service_fn(
+        move |mut req: hyper::Request<hyper::body::Incoming>| -> RequestFuture {
+            // Only upgrade requests carry the slot: the upgraded stream outlives this connection task.
+            if req.headers().contains_key(http::header::UPGRADE) {
+                req.extensions_mut().insert(UpgradeHost(slot.clone()));
+            }
+            let gateway = gateway.clone();
+            let in_flight = requests.begin();
+            Box::pin(async move {
+                let res = gateway.handle(req, conn).await;
+                drop(in_flight);
+                Ok::<_, Infallible>(res)
+            })
+        },
+    );
+    let mut connection = builders.serve(protocol, io, svc);
+    // Made once: a fresh `cancelled()` per loop turn would join and leave the token's waiter list on every
+    // wake-up of the connection (several per request).
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     // A connection must start a request within the head timeout: this closes HTTP/2 (and h2c preface)
     // tricklers that hyper's HTTP/1 header timeout does not see.
     let first_request = tokio::time::sleep(head_timeout);
@@ -355,7 +375,7 @@ where
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            r = connection.as_mut() => {
+            r = &mut connection => {
                 if let Err(e) = r {
                     tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
                 }
@@ -365,14 +385,14 @@ where
                 tracing::debug!(peer = %conn.peer, "no request within the header read timeout; closing");
                 return;
             }
-            _ = shutdown.cancelled(), if closing.is_none() => {
-                connection.as_mut().graceful_shutdown();
+            _ = &mut cancelled, if closing.is_none() => {
+                connection.graceful_shutdown();
                 closing = Some(Instant::now());
             }
             _ = tick.tick() => match closing {
                 None => {
                     if activity.in_flight() == 0 && activity.idle_for() >= idle {
-                        connection.as_mut().graceful_shutdown();
+                        connection.graceful_shutdown();
                         closing = Some(Instant::now());
                     }
                 }

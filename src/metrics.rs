@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A route name as a cheap-to-clone label value.
@@ -29,13 +29,7 @@ pub struct RequestLabels {
 
 /// `1xx` … `5xx` for a status code.
 pub fn status_class(status: http::StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
+    CLASSES[class_index(status)]
 }
 
 /// A route label alone.
@@ -344,17 +338,104 @@ impl Metrics {
     }
 }
 
+/// The method labels: a bounded set, so arbitrary methods cannot grow the series count.
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "OTHER",
+];
+
+/// The status classes, in the order of [`class_index`].
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Index of a method's label in `METHODS`.
+fn method_index(m: &http::Method) -> usize {
+    match *m {
+        http::Method::GET => 0,
+        http::Method::POST => 1,
+        http::Method::PUT => 2,
+        http::Method::DELETE => 3,
+        http::Method::PATCH => 4,
+        http::Method::HEAD => 5,
+        http::Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+/// Index of a status's class in `CLASSES`.
+fn class_index(status: http::StatusCode) -> usize {
+    usize::from(status.as_u16() / 100).clamp(1, 5) - 1
+}
+
 /// A bounded set of method labels, so arbitrary methods cannot grow the series count.
 pub fn method_label(m: &http::Method) -> &'static str {
-    match *m {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        http::Method::HEAD => "HEAD",
-        http::Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
+    METHODS[method_index(m)]
+}
+
+/// One route's series, each looked up in its family on first use and then kept: a proxied request then
+/// neither hashes its labels (SipHash over the route name) nor takes the families' locks. The families never
+/// drop a series, so a kept handle and the family's entry stay the same metric.
+pub struct RouteMetrics {
+    route: RouteName,
+    requests: [[OnceLock<Counter>; CLASSES.len()]; METHODS.len()],
+    request_duration: OnceLock<Histogram>,
+    upstream_duration: OnceLock<Histogram>,
+}
+
+impl RouteMetrics {
+    /// Nothing resolved yet: series appear in `/metrics` on first use, as with `Metrics::request`.
+    pub fn new(route: RouteName) -> RouteMetrics {
+        RouteMetrics {
+            route,
+            requests: Default::default(),
+            request_duration: OnceLock::new(),
+            upstream_duration: OnceLock::new(),
+        }
+    }
+
+    /// Records one answered request of this route.
+    pub fn request(
+        &self,
+        metrics: &Metrics,
+        method: &http::Method,
+        status: http::StatusCode,
+        took: Duration,
+    ) {
+        let (m, c) = (method_index(method), class_index(status));
+        self.requests[m][c]
+            .get_or_init(|| {
+                metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route: self.route.clone(),
+                        method: METHODS[m],
+                        status: CLASSES[c],
+                    })
+                    .clone()
+            })
+            .inc();
+        self.request_duration
+            .get_or_init(|| {
+                metrics
+                    .request_duration
+                    .get_or_create(&RouteLabels {
+                        route: self.route.clone(),
+                    })
+                    .clone()
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records how long this route's upstream took to answer.
+    pub fn upstream(&self, metrics: &Metrics, took: Duration) {
+        self.upstream_duration
+            .get_or_init(|| {
+                metrics
+                    .upstream_duration
+                    .get_or_create(&RouteLabels {
+                        route: self.route.clone(),
+                    })
+                    .clone()
+            })
+            .observe(took.as_secs_f64());
     }
 }
 
@@ -467,6 +548,45 @@ impl MediaRange {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn route_series_kept_by_a_route_are_the_families_series() {
+        let metrics = Metrics::new();
+        let route = RouteMetrics::new(Arc::new("app".to_string()));
+        for status in [200, 204, 404] {
+            let status = http::StatusCode::from_u16(status).unwrap();
+            route.request(
+                &metrics,
+                &http::Method::GET,
+                status,
+                Duration::from_millis(3),
+            );
+        }
+        route.request(
+            &metrics,
+            &http::Method::from_bytes(b"BREW").unwrap(),
+            http::StatusCode::BAD_GATEWAY,
+            Duration::from_millis(1),
+        );
+        route.upstream(&metrics, Duration::from_millis(2));
+        // The plain path records into the same series.
+        metrics.request(
+            &Arc::new("app".to_string()),
+            &http::Method::GET,
+            http::StatusCode::OK,
+            Duration::from_millis(1),
+        );
+        let text = metrics.encode(Format::PrometheusText);
+        for line in [
+            r#"gateway_requests_total{route="app",method="GET",status="2xx"} 3"#,
+            r#"gateway_requests_total{route="app",method="GET",status="4xx"} 1"#,
+            r#"gateway_requests_total{route="app",method="OTHER",status="5xx"} 1"#,
+            r#"gateway_request_duration_seconds_count{route="app"} 5"#,
+            r#"gateway_upstream_duration_seconds_count{route="app"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
 
     fn pick(accept: &[&str]) -> Format {
         let values: Vec<HeaderValue> = accept

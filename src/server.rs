@@ -40,6 +40,8 @@ pub struct ConnInfo {
 #[derive(Default)]
 struct Trace {
     route: Option<RouteName>,
+    /// The route's index when the request was routed to an upstream (its metric series are resolved).
+    route_index: Option<usize>,
     user: Option<String>,
     upstream: Option<Duration>,
 }
@@ -109,7 +111,10 @@ impl Gateway {
             .insert(X_REQUEST_ID.clone(), request_id.clone());
         let took = started.elapsed();
         let route = trace.route.as_ref().unwrap_or(&ROUTE_NONE);
-        state.metrics.request(route, &method, res.status(), took);
+        match trace.route_index {
+            Some(i) => state.route_metrics[i].request(&state.metrics, &method, res.status(), took),
+            None => state.metrics.request(route, &method, res.status(), took),
+        }
         if let Some(path) = path_for_log {
             tracing::info!(
                 target: "access",
@@ -146,8 +151,13 @@ impl Gateway {
             trace.route = Some(ROUTE_INTERNAL.clone());
             return Ok(state.cors.preflight());
         }
-        if state.health_on_main {
-            if let Some(res) = crate::health::answer(&self.shared, req.method(), &path).await {
+        // The rare paths are boxed (health here, login below): their futures would otherwise size every
+        // proxied request's future, which is moved and allocated per request.
+        let health_path = path == crate::health::HEALTHZ || path == crate::health::READYZ;
+        if state.health_on_main && health_path {
+            if let Some(res) =
+                Box::pin(crate::health::answer(&self.shared, req.method(), &path)).await
+            {
                 trace.route = Some(ROUTE_INTERNAL.clone());
                 return Ok(res);
             }
@@ -177,7 +187,7 @@ impl Gateway {
                     return Err(GatewayError::MethodNotAllowed);
                 }
                 let ip = client_ip(state, &req, conn);
-                match login.handle(req, ip).await {
+                match Box::pin(login.handle(req, ip)).await {
                     Ok(res) => {
                         state.metrics.login("success");
                         Ok(res)
@@ -219,6 +229,7 @@ impl Gateway {
                 upstream_path,
             } => {
                 trace.route = Some(state.route_names[index].clone());
+                trace.route_index = Some(index);
                 // Before authentication: the path is refused whoever asks.
                 if parameters && !route.allow_path_parameters {
                     return Err(refuse_parameters());
@@ -301,13 +312,7 @@ impl Gateway {
                 let res = forward::forward(req, out).await;
                 let upstream = sent.elapsed();
                 trace.upstream = Some(upstream);
-                state
-                    .metrics
-                    .upstream_duration
-                    .get_or_create(&crate::metrics::RouteLabels {
-                        route: state.route_names[index].clone(),
-                    })
-                    .observe(upstream.as_secs_f64());
+                state.route_metrics[index].upstream(&state.metrics, upstream);
                 Ok(res?)
             }
         }

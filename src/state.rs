@@ -18,7 +18,7 @@ use crate::forward::client::ClientError;
 use crate::forward::pool::health::HealthBook;
 use crate::forward::pool::Pool;
 use crate::forward::seats::UpgradeSeats;
-use crate::metrics::{Metrics, RouteName};
+use crate::metrics::{Metrics, RouteMetrics, RouteName};
 use crate::routing::Router;
 use crate::shared::SharedStore;
 use crate::users::file::FileStore;
@@ -55,6 +55,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// Route names as metric labels, same index as `router.routes()`.
     pub route_names: Vec<RouteName>,
+    /// Each route's metric series, resolved once per configuration; same index as `router.routes()`.
+    pub route_metrics: Vec<RouteMetrics>,
     /// TLS acceptor with the current certificate, when HTTPS is on.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Write one access-log line per request.
@@ -288,6 +290,11 @@ impl State {
             users_file,
             jwks,
             asserter,
+            route_metrics: config
+                .routes
+                .iter()
+                .map(|r| RouteMetrics::new(Arc::new(r.name.clone())))
+                .collect(),
             route_names,
             metrics,
             tls,

@@ -61,10 +61,15 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     } else {
         None
     };
-    for name in &HOP_BY_HOP {
-        if headers.contains_key(name) {
-            headers.remove(name);
+    // One pass over the fields present (a handful) rather than one hash lookup per hop-by-hop name.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for key in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == key) {
+            present[i] = true;
         }
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
+        headers.remove(name);
     }
     if let Some(v) = upgrade_value {
         headers.insert(UPGRADE, v);
@@ -150,19 +155,20 @@ pub struct Hop<'a> {
 
 /// Sets `X-Forwarded-For/Proto/Host` and appends `Via` (RFC 9110 §7.6.3).
 pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
-    let peer = hop.peer.to_string();
+    let mut text = IpText::new();
+    let peer = text.write(hop.peer);
     let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| hop.trusted) {
         Some(prev) => {
             let mut v = Vec::with_capacity(prev.len() + 2 + peer.len());
             v.extend_from_slice(prev.as_bytes());
             v.extend_from_slice(b", ");
-            v.extend_from_slice(peer.as_bytes());
+            v.extend_from_slice(peer);
             HeaderValue::from_bytes(&v).ok()
         }
         None => None,
     };
     let xff = xff.unwrap_or_else(|| {
-        HeaderValue::from_str(&peer).unwrap_or(HeaderValue::from_static("unknown"))
+        HeaderValue::from_bytes(peer).unwrap_or(HeaderValue::from_static("unknown"))
     });
     // A trusted proxy may send several XFF lines; they were folded into one above, so drop the rest.
     headers.remove(&X_FORWARDED_FOR);
@@ -191,6 +197,56 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
         "1.1 gateway"
     };
     headers.append(VIA, HeaderValue::from_static(via));
+}
+
+/// An address as text, on the stack: every proxied request writes its peer into `X-Forwarded-For`, and the
+/// formatting machinery plus a `String` cost more than the rest of that header's work.
+struct IpText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl IpText {
+    fn new() -> IpText {
+        IpText {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+
+    /// The address in its usual text form (as `Display` writes it).
+    fn write(&mut self, ip: IpAddr) -> &[u8] {
+        self.len = 0;
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.push(b'.');
+                    }
+                    if octet >= 100 {
+                        self.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        self.push(b'0' + octet / 10 % 10);
+                    }
+                    self.push(b'0' + octet % 10);
+                }
+            }
+            IpAddr::V6(v6) => {
+                use std::io::Write;
+                let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
+                // 64 bytes hold any IPv6 text (at most 45), so this cannot fail.
+                let _ = write!(cursor, "{v6}");
+                self.len = cursor.position() as usize;
+            }
+        }
+        &self.buf[..self.len]
+    }
+
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
 }
 
 /// Joins the `Cookie` fields an HTTP/2 client may send separately into one, as an HTTP/1.1 hop needs
@@ -300,6 +356,24 @@ mod tests {
         );
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-auth-username"));
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.0.0.7",
+            "192.168.100.255",
+            "255.255.255.255",
+            "::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::8a2e:370:7334",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::new().write(ip), ip.to_string().as_bytes());
+        }
     }
 
     #[test]
