@@ -115,3 +115,18 @@ pub const THROTTLE_MAX_ENTRIES: usize = 100_000;
 pub const USERS_FILE: &str = "users.toml";
 /// How often the users file's modification time is checked.
 pub const USERS_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Cookie that carries the session token when `[auth.cookie]` is on; `__Host-` makes browsers bind it to
+/// this exact host (Secure, `Path=/`, no `Domain`), so a sibling subdomain cannot set or overwrite it.
+pub const SESSION_COOKIE_NAME: &str = "__Host-gateway-session";
+/// Path of the login page when `[login.page]` is on.
+pub const LOGIN_PAGE_PATH: &str = "/login";
+/// Title of the login page.
+pub const LOGIN_PAGE_TITLE: &str = "Sign in";
+/// Cloudflare's Turnstile widget script.
+pub const TURNSTILE_SCRIPT_URL: &str = "https://challenges.cloudflare.com/turnstile/v0/api.js";
+/// Longest `return_to` the login page keeps; longer ones fall back to `/` (a real path + query is far
+/// shorter, and the value travels in a query string and a `Location` header).
+pub const MAX_RETURN_TO_BYTES: usize = 2048;
+/// Largest logo or template file read at start-up: they are held in memory and sent on every page view.
+pub const MAX_PAGE_FILE_BYTES: u64 = 512 * 1024;

@@ -1,12 +1,14 @@
 //! Authentication: who the caller is (Bearer tokens) and how they get a token (the login endpoint).
 
 pub mod bearer;
+pub mod csrf;
 pub mod defences;
 pub mod error;
 pub mod hashing;
 pub mod jwks;
 pub mod login;
 pub mod replay;
+pub mod session;
 pub mod throttle;
 pub mod timing;
 pub mod token;

@@ -89,6 +89,7 @@ pub struct AuthFile {
     pub leeway: Option<Dur>,
     pub token_ttl: Option<Dur>,
     pub max_token_bytes: Option<usize>,
+    pub cookie: Option<CookieFile>,
 }
 
 /// `[identity]`: the headers the upstream receives about the caller.
@@ -131,6 +132,7 @@ pub struct LoginFile {
     pub turnstile: TurnstileFile,
     pub hashing: HashingFile,
     pub throttle: ThrottleFile,
+    pub page: Option<PageFile>,
 }
 
 /// `[login.throttle]`: failed-login limits.
@@ -157,6 +159,8 @@ pub struct TurnstileFile {
     pub max_concurrent: Option<usize>,
     pub queue_timeout: Option<Dur>,
     pub max_per_ip: Option<usize>,
+    /// The widget's public site key, shown by the login page.
+    pub site_key: Option<String>,
 }
 
 /// `[login.hashing]`: the bounded pool that verifies passwords.
@@ -207,6 +211,29 @@ pub struct RouteFile {
     pub timeout: Option<Dur>,
     pub ca_file: Option<PathBuf>,
     pub allow_path_parameters: bool,
+}
+
+/// `[auth.cookie]`: cookie sessions for server-rendered pages (on when the table is present).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CookieFile {
+    pub enabled: Option<bool>,
+    pub name: Option<String>,
+    /// Origins besides the gateway's own whose unsafe requests may carry the cookie.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `[login.page]`: the gateway's HTML login page (on when the table is present).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PageFile {
+    pub enabled: Option<bool>,
+    pub path: Option<String>,
+    pub title: Option<String>,
+    pub logo_file: Option<PathBuf>,
+    pub template_file: Option<PathBuf>,
+    pub turnstile_script_url: Option<String>,
+    pub max_return_to_bytes: Option<usize>,
 }
 
 /// A duration written as a human string (`"30s"`, `"5m"`, `"1h 30m"`).

@@ -47,6 +47,8 @@ pub struct TurnstileConfig {
     pub queue_timeout: Duration,
     /// siteverify calls one client address may have in flight or waiting before 429.
     pub max_per_ip: usize,
+    /// The widget's public site key, for the login page.
+    pub site_key: Option<String>,
 }
 
 impl std::fmt::Debug for TurnstileConfig {
@@ -141,6 +143,7 @@ fn validate_turnstile(t: TurnstileFile, base: &Path) -> Result<TurnstileConfig, 
         max_concurrent,
         queue_timeout: dur(t.queue_timeout, defaults::SITEVERIFY_QUEUE_TIMEOUT),
         max_per_ip,
+        site_key: t.site_key.filter(|s| !s.is_empty()),
     })
 }
 

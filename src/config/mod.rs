@@ -13,6 +13,7 @@
 //! its own file (`server`, `auth`, …); this one assembles them and checks the rules that span sections.
 
 mod auth;
+mod cookie;
 mod cors;
 mod error;
 pub mod file;
@@ -20,17 +21,20 @@ mod identity;
 mod layers;
 mod login;
 mod observability;
+mod page;
 mod routes;
 mod server;
 mod users;
 mod value;
 
 pub use auth::AuthConfig;
+pub use cookie::CookieConfig;
 pub use cors::CorsConfig;
 pub use error::ConfigError;
 pub use identity::IdentityConfig;
 pub use login::{HashingConfig, LoginConfig, ThrottleConfig, TurnstileConfig};
 pub use observability::{LogConfig, MetricsConfig};
+pub use page::LoginPageConfig;
 pub use routes::{nested_under_public, RouteConfig, Upstream};
 pub use server::{ServerConfig, TlsConfig};
 pub use users::{
@@ -56,6 +60,10 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub routes: Vec<RouteConfig>,
+    /// `[auth.cookie]`, when cookie sessions are on.
+    pub cookie: Option<CookieConfig>,
+    /// `[login.page]`, when the login page is on.
+    pub page: Option<LoginPageConfig>,
     /// The file this configuration was loaded from (None for in-memory configs); enables hot reload.
     pub source: Option<PathBuf>,
 }
@@ -101,7 +109,9 @@ impl Config {
 }
 
 /// Validates each section, then the rules that span sections.
-fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
+fn validate(mut raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
+    let cookie = cookie::validate_cookie(raw.auth.cookie.take())?;
+    let page = page::validate_page(raw.login.page.take(), base)?;
     let config = Config {
         server: server::validate_server(raw.server, base)?,
         auth: auth::validate_auth(raw.auth, base)?,
@@ -112,9 +122,13 @@ fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         log: observability::validate_log(raw.log)?,
         metrics: observability::validate_metrics(raw.metrics)?,
         routes: routes::validate_routes(raw.routes, base)?,
+        cookie,
+        page,
         source: None,
     };
     check_login_path_is_free(&config.login, &config.routes)?;
+    cookie::check_rules(&config)?;
+    page::check_rules(&config)?;
     Ok(config)
 }
 
