@@ -111,7 +111,7 @@ pub fn check(
 ) -> Result<(), CsrfError> {
     let origin_ok = headers.get(ORIGIN).and_then(|v| v.to_str().ok()).map(|o| {
         let o = normalise(o.trim());
-        own.is_some_and(|own| own == o) || allowed.iter().any(|a| *a == o)
+        own.is_some_and(|own| own == o) || allowed.contains(&o)
     });
     if upgrade {
         return match origin_ok {
