@@ -13,6 +13,8 @@ pub mod tokens;
 pub mod turnstile;
 pub mod upstream;
 pub mod wait;
+// Real-browser tests (issue 15): headless Chromium over WebDriver and a Turnstile script stand-in.
+pub mod browser;
 // Hostile-traffic tests (issue 4): a recording upstream and a raw HTTP/2 frame client.
 pub mod h2raw;
 pub mod recorder;
