@@ -438,7 +438,9 @@ async fn the_login_page_is_strict_html_with_embedded_assets() {
     assert!(html.contains("Acme &lt;Portal&gt;"), "{html}");
     assert!(html.contains(&format!("data-sitekey=\"{SITE_KEY}\"")));
     assert!(html.contains("name=\"return_to\" value=\"/a\""));
-    assert!(html.contains(&format!("<script src=\"{ts}/api.js\"")));
+    assert!(html.contains(&format!(
+        "<script src=\"{ts}/api.js?render=explicit&amp;onload=gatewayLoginTurnstile\""
+    )));
     assert_eq!(
         html.matches("<script").count(),
         html.matches("<script src=").count()

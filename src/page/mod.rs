@@ -213,12 +213,18 @@ impl LoginPage {
              <label for=\"password\">Password</label>\n\
              <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\n\
              <div class=\"cf-turnstile\" data-sitekey=\"{key}\"></div>\n\
+             <input type=\"hidden\" name=\"cf-turnstile-response\" value=\"\">\n\
              <button type=\"submit\">Sign in</button>\n</form>\n\
-             <script src=\"{ts}\" async defer></script>\n\
-             <script src=\"{path}/assets/login.js\" defer></script>\n",
+             <script src=\"{path}/assets/login.js\" defer></script>\n\
+             <script src=\"{ts}\" defer></script>\n",
             rt = escape(return_to),
             key = escape(&self.site_key),
-            ts = escape(&self.cfg.turnstile_script_url),
+            // Explicit rendering, started by login.js (deferred scripts run in order), so the page decides
+            // where the token goes: exactly one `cf-turnstile-response` field.
+            ts = escape(&format!(
+                "{}?render=explicit&onload=gatewayLoginTurnstile",
+                self.cfg.turnstile_script_url
+            )),
         )
     }
 }
