@@ -163,3 +163,16 @@ pub const SHARED_TIMEOUT: Duration = Duration::from_millis(200);
 /// Full reload of the shared revocation set: pub/sub loses what is published while an instance is
 /// disconnected, so this bounds how long such a gap can last.
 pub const SHARED_RECONCILE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Cookie that carries the session token when `[auth.cookie]` is on; `__Host-` makes browsers bind it to
+/// this exact host (Secure, `Path=/`, no `Domain`), so a sibling subdomain cannot set or overwrite it.
+pub const SESSION_COOKIE_NAME: &str = "__Host-gateway-session";
+/// Path of the login page when `[login.page]` is on.
+pub const LOGIN_PAGE_PATH: &str = "/login";
+/// Title of the login page.
+pub const LOGIN_PAGE_TITLE: &str = "Sign in";
+/// Longest `return_to` the login page keeps; longer ones fall back to `/` (a real path + query is far
+/// shorter, and the value travels in a query string and a `Location` header).
+pub const MAX_RETURN_TO_BYTES: usize = 2048;
+/// Largest logo or template file read at start-up: they are held in memory and sent on every page view.
+pub const MAX_PAGE_FILE_BYTES: u64 = 512 * 1024;

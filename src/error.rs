@@ -5,6 +5,7 @@
 
 use crate::assets::AssetError;
 use crate::auth::assertion::AssertionError;
+use crate::auth::csrf::CsrfError;
 use crate::auth::login::LoginError;
 use crate::auth::logout::LogoutError;
 use crate::auth::operator::OperatorError;
@@ -70,11 +71,29 @@ pub enum GatewayError {
     /// The shared store (Redis) did not answer in time.
     #[error("{0}")]
     Shared(SharedError),
+    /// A cookie-authenticated request that cannot show it came from the gateway's own pages.
+    #[error("csrf: {0}")]
+    Csrf(CsrfError),
+    /// A session cookie was asked for over plain HTTP from the network.
+    #[error("session cookie refused over plain HTTP")]
+    InsecureCookie,
+    /// A browser navigation without a session: sent to the login page (the `Location`).
+    #[error("sign-in required")]
+    SignIn(http::HeaderValue),
+    /// A method the login page's path does not take; the value is the `Allow` list.
+    #[error("method not allowed here")]
+    PageMethod(&'static str),
 }
 
 impl From<SharedError> for GatewayError {
     fn from(e: SharedError) -> Self {
         GatewayError::Shared(e)
+    }
+}
+
+impl From<CsrfError> for GatewayError {
+    fn from(e: CsrfError) -> Self {
+        GatewayError::Csrf(e)
     }
 }
 
@@ -124,9 +143,9 @@ impl GatewayError {
                     .remove(&crate::protocol::headers::GATEWAY_AUTH);
                 r
             }
-            GatewayError::Auth(AuthError::TooLong | AuthError::Invalid(_)) => {
-                response::unauthorized(Some("invalid_token"))
-            }
+            GatewayError::Auth(
+                AuthError::TooLong | AuthError::Invalid(_) | AuthError::SeveralCookies,
+            ) => response::unauthorized(Some("invalid_token")),
             GatewayError::NotFound => response::empty(StatusCode::NOT_FOUND),
             GatewayError::MethodNotAllowed => {
                 let mut r = response::empty(StatusCode::METHOD_NOT_ALLOWED);
@@ -170,7 +189,10 @@ impl GatewayError {
                 r
             }
             GatewayError::Login(
-                LoginError::BadContentType | LoginError::BadJson | LoginError::BodyRead(_),
+                LoginError::BadContentType
+                | LoginError::BadJson
+                | LoginError::BadForm
+                | LoginError::BodyRead(_),
             ) => response::empty(StatusCode::BAD_REQUEST),
             GatewayError::Login(LoginError::BodyTimeout) => {
                 response::empty(StatusCode::REQUEST_TIMEOUT)
@@ -276,6 +298,23 @@ impl GatewayError {
                     http::header::RETRY_AFTER,
                     http::HeaderValue::from(crate::defaults::WEBSOCKET_LIMIT_RETRY_AFTER.as_secs()),
                 );
+                r
+            }
+            // 403, not 401: the session is fine, the request's provenance is not; logging in again
+            // would not help.
+            GatewayError::Csrf(_) | GatewayError::InsecureCookie => {
+                response::empty(StatusCode::FORBIDDEN)
+            }
+            // 303 so the browser follows with a GET whatever the method was.
+            GatewayError::SignIn(location) => {
+                let mut r = response::empty(StatusCode::SEE_OTHER);
+                r.headers_mut().insert(http::header::LOCATION, location);
+                r
+            }
+            GatewayError::PageMethod(allow) => {
+                let mut r = response::empty(StatusCode::METHOD_NOT_ALLOWED);
+                r.headers_mut()
+                    .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
                 r
             }
         }
@@ -395,6 +434,14 @@ mod tests {
             status(LoginError::Store(crate::users::StoreError::Unavailable("x".into())).into()).0,
             503
         );
+        assert_eq!(status(CsrfError::NoEvidence.into()), (403, None));
+        assert_eq!(status(CsrfError::UpgradeOrigin.into()).0, 403);
+        assert_eq!(status(GatewayError::InsecureCookie).0, 403);
+        assert_eq!(status(AuthError::SeveralCookies.into()).0, 401);
+        assert_eq!(status(LoginError::BadForm.into()).0, 400);
+        let r = GatewayError::SignIn(http::HeaderValue::from_static("/login")).into_response();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], "/login");
         let bare = status(LoginError::UnknownUser.into());
         assert_eq!(
             status(LogoutError::Auth(AuthError::Invalid(TokenError::Revoked)).into()),

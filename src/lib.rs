@@ -22,6 +22,7 @@ pub mod forward;
 pub mod health;
 pub mod listener;
 pub mod metrics;
+pub mod page;
 pub mod protocol;
 pub mod reload;
 pub mod response;

@@ -36,6 +36,11 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<ResBody> {
     )
 }
 
+/// A response with a body of the given content type (the gateway's own pages and assets).
+pub fn with_type(status: StatusCode, body: Bytes, content_type: &'static str) -> Response<ResBody> {
+    build(status, body, Some(content_type))
+}
+
 /// A JSON response.
 pub fn json(status: StatusCode, body: Vec<u8>) -> Response<ResBody> {
     build(

@@ -6,7 +6,9 @@
 //! → routing (and the route's `;` parameter rule) → authentication → forwarding (or a local target).
 
 use crate::auth::bearer;
+use crate::auth::csrf::{self, Arrival};
 use crate::auth::logout::{self, LogoutError};
+use crate::auth::session::{self, Via};
 use crate::body::ResBody;
 use crate::cors::Cors;
 use crate::error::{BadRequest, GatewayError};
@@ -56,6 +58,33 @@ static ROUTE_NONE: LazyLock<RouteName> = LazyLock::new(|| Arc::new("none".to_str
 static ROUTE_LOGIN: LazyLock<RouteName> = LazyLock::new(|| Arc::new("login".to_string()));
 static ROUTE_LOGOUT: LazyLock<RouteName> = LazyLock::new(|| Arc::new("logout".to_string()));
 static ROUTE_INTERNAL: LazyLock<RouteName> = LazyLock::new(|| Arc::new("gateway".to_string()));
+static ROUTE_LOGIN_PAGE: LazyLock<RouteName> = LazyLock::new(|| Arc::new("login_page".to_string()));
+/// `Gateway-Session: cookie` on `POST /api/Auth` asks for the session cookie besides the JSON token.
+static GATEWAY_SESSION: HeaderName = HeaderName::from_static("gateway-session");
+
+/// Cookie mode's view of one request: the cookie's name, whether it may be set or read over this
+/// connection, and the origins an unsafe cookie request may come from.
+struct CookieSession<'a> {
+    name: &'a str,
+    secure: bool,
+    own_origin: Option<String>,
+    allowed: &'a [String],
+}
+
+impl CookieSession<'_> {
+    /// The CSRF check for a cookie-authenticated request.
+    fn check(&self, method: &http::Method, headers: &http::HeaderMap) -> Result<(), GatewayError> {
+        let upgrade = headers::is_upgrade(headers);
+        csrf::check(
+            method,
+            headers,
+            upgrade,
+            self.own_origin.as_deref(),
+            self.allowed,
+        )
+        .map_err(GatewayError::from)
+    }
+}
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl Gateway {
@@ -136,7 +165,7 @@ impl Gateway {
     async fn try_handle(
         &self,
         state: &State,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         conn: ConnInfo,
         origin_allowed: bool,
         trace: &mut Trace,
@@ -167,6 +196,32 @@ impl Gateway {
             return crate::assets::gateway_file(req.method(), req.headers(), &path, &state.config)
                 .map_err(GatewayError::Asset);
         }
+        let cookies = state.config.cookie.as_ref().map(|c| {
+            let arrival = Arrival {
+                tls: conn.tls,
+                trusted: state.is_trusted(conn.peer.ip()),
+                loopback: is_loopback(conn.peer.ip()),
+                headers: req.headers(),
+                host: host.as_ref(),
+            };
+            CookieSession {
+                name: c.name.as_str(),
+                secure: arrival.secure(),
+                own_origin: arrival.own_origin(),
+                allowed: &c.allowed_origins,
+            }
+        });
+        if let (Some(page), Some(cookies)) = (&state.page, &cookies) {
+            if let Some(target) = page.target(&path) {
+                trace.route = Some(ROUTE_LOGIN_PAGE.clone());
+                if parameters {
+                    return Err(refuse_parameters());
+                }
+                return self
+                    .login_page(state, page, target, req, conn, cookies)
+                    .await;
+            }
+        }
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
         match state.router.route(host_str, &path) {
             Routed::Login
@@ -186,10 +241,26 @@ impl Gateway {
                 if req.method() != http::Method::POST {
                     return Err(GatewayError::MethodNotAllowed);
                 }
+                let wants_cookie = req
+                    .headers()
+                    .get(&GATEWAY_SESSION)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cookie"));
+                let set_cookie = match (&cookies, wants_cookie) {
+                    // Refused before the login runs, so no captcha is spent on a cookie that cannot be set.
+                    (Some(c), true) if !c.secure => return Err(GatewayError::InsecureCookie),
+                    (Some(c), true) => Some(c.name),
+                    _ => None,
+                };
                 let ip = client_ip(state, &req, conn);
                 match Box::pin(login.handle(req, ip)).await {
-                    Ok(res) => {
+                    Ok(issued) => {
                         state.metrics.login("success");
+                        let mut res = issued.json_response()?;
+                        if let Some(v) = set_cookie.and_then(|name| {
+                            session::set_cookie(name, &issued.token, issued.expires_in.as_secs())
+                        }) {
+                            res.headers_mut().insert(http::header::SET_COOKIE, v);
+                        }
                         Ok(res)
                     }
                     Err(e) => {
@@ -220,7 +291,7 @@ impl Gateway {
             },
             Routed::NotFound => {
                 // Authenticate first so that unauthenticated callers cannot probe which routes exist.
-                bearer::authenticate(req.headers(), &state.verifier, state.max_token_bytes)?;
+                identify(state, &req, cookies.as_ref())?;
                 Err(GatewayError::NotFound)
             }
             Routed::Upstream {
@@ -237,12 +308,16 @@ impl Gateway {
                 let identity = if route.public {
                     None
                 } else {
-                    Some(bearer::authenticate(
-                        req.headers(),
-                        &state.verifier,
-                        state.max_token_bytes,
-                    )?)
+                    let (identity, via) = identify(state, &req, cookies.as_ref())?;
+                    if let (Via::Cookie, Some(c)) = (via, &cookies) {
+                        c.check(req.method(), req.headers())?;
+                    }
+                    Some(identity)
                 };
+                // The session cookie is the gateway's credential, never the backend's: gone on every route.
+                if let Some(c) = &cookies {
+                    crate::protocol::cookie::remove(req.headers_mut(), c.name);
+                }
                 trace.user = identity
                     .as_ref()
                     .map(|i| i.sub.clone())
@@ -313,7 +388,11 @@ impl Gateway {
                 let upstream = sent.elapsed();
                 trace.upstream = Some(upstream);
                 state.route_metrics[index].upstream(&state.metrics, upstream);
-                Ok(res?)
+                let mut res = res?;
+                if let Some(c) = &cookies {
+                    crate::protocol::cookie::remove_set_cookie(res.headers_mut(), c.name);
+                }
+                Ok(res)
             }
         }
     }
@@ -373,6 +452,106 @@ impl Gateway {
                 .map(|table| Box::pin(table.until_refused(id.clone())) as Revoked);
         }
         Ok(terms)
+    }
+}
+
+impl Gateway {
+    /// The login page's path: the page (GET shows it, POST signs in), its logout target and its assets.
+    async fn login_page(
+        &self,
+        state: &State,
+        page: &crate::page::LoginPage,
+        target: crate::page::PageTarget,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+        cookies: &CookieSession<'_>,
+    ) -> Result<Response<ResBody>, GatewayError> {
+        use crate::page::PageTarget;
+        use http::Method;
+        let method = req.method().clone();
+        let read_only = method == Method::GET || method == Method::HEAD;
+        match target {
+            PageTarget::Page if read_only => {
+                let asked = req.uri().query().and_then(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == "return_to")
+                        .map(|(_, v)| v.into_owned())
+                });
+                Ok(page.render(
+                    http::StatusCode::OK,
+                    page.return_to(asked.as_deref()),
+                    false,
+                ))
+            }
+            PageTarget::Page if method == Method::POST => {
+                if !cookies.secure {
+                    return Err(GatewayError::InsecureCookie);
+                }
+                // Login CSRF: another site must not sign the browser in to an account of its choosing.
+                cookies.check(&method, req.headers())?;
+                let Some(login) = &state.login else {
+                    return Err(GatewayError::NotFound);
+                };
+                let ip = client_ip(state, &req, conn);
+                let (result, asked) = login.handle_form(req, ip).await;
+                let back = page.return_to(asked.as_deref());
+                match result {
+                    Ok(issued) => {
+                        state.metrics.login("success");
+                        Ok(page.signed_in(&issued, back))
+                    }
+                    Err(e) => {
+                        state.metrics.login(e.outcome());
+                        tracing::info!(client = %ip, outcome = e.outcome(), reason = %e, "login page refused");
+                        Ok(page.failed(GatewayError::Login(e).into_response(), back))
+                    }
+                }
+            }
+            PageTarget::Page => Err(GatewayError::PageMethod("GET, HEAD, POST")),
+            PageTarget::Logout if method == Method::POST => {
+                cookies.check(&method, req.headers())?;
+                Ok(page.signed_out())
+            }
+            PageTarget::Logout => Err(GatewayError::PageMethod("POST")),
+            asset if read_only => page.asset(asset).ok_or(GatewayError::NotFound),
+            _ => Err(GatewayError::PageMethod("GET, HEAD")),
+        }
+    }
+}
+
+/// Who the caller is, from the Bearer header or (cookie mode, secure transport) the session cookie. A
+/// browser navigation without either is sent to the login page when there is one.
+fn identify(
+    state: &State,
+    req: &Request<Incoming>,
+    cookies: Option<&CookieSession<'_>>,
+) -> Result<(crate::auth::Identity, Via), GatewayError> {
+    let cookie = cookies.filter(|c| c.secure).map(|c| c.name);
+    session::authenticate(
+        req.headers(),
+        &state.verifier,
+        state.max_token_bytes,
+        cookie,
+    )
+    .map_err(|e| match &state.page {
+        Some(page)
+            if crate::page::is_navigation(req.method(), req.headers())
+                && !req.headers().contains_key(http::header::AUTHORIZATION) =>
+        {
+            let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            GatewayError::SignIn(page.sign_in_location(target))
+        }
+        _ => e.into(),
+    })
+}
+
+/// True for loopback peers, including IPv4 ones on a dual-stack socket (`::ffff:127.0.0.1`).
+fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        v4 => v4.is_loopback(),
     }
 }
 

@@ -63,6 +63,8 @@ pub struct State {
     pub access_log: bool,
     /// Answer /healthz and /readyz on the main listener.
     pub health_on_main: bool,
+    /// The login page, when `[login.page]` is on.
+    pub page: Option<crate::page::LoginPage>,
     /// The configuration this state was built from.
     pub config: Config,
 }
@@ -300,6 +302,7 @@ impl State {
             tls,
             access_log: config.log.access,
             health_on_main: config.metrics.health_on_main_listener,
+            page: login_page(config),
             config: config.clone(),
         })
     }
@@ -321,6 +324,11 @@ impl State {
         }
     }
 
+    /// The session cookie's name when cookie mode is on.
+    pub fn cookie_name(&self) -> Option<&str> {
+        self.config.cookie.as_ref().map(|c| c.name.as_str())
+    }
+
     /// True when `ip` is a configured trusted proxy.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         // An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d.
@@ -330,4 +338,12 @@ impl State {
         };
         self.trusted_proxies.iter().any(|n| n.contains(&ip))
     }
+}
+
+/// The login page; validation made sure cookie mode and the site key are there when it is on.
+fn login_page(config: &Config) -> Option<crate::page::LoginPage> {
+    let page = config.page.as_ref()?;
+    let cookie = config.cookie.as_ref()?;
+    let site_key = config.login.turnstile.site_key.as_deref()?;
+    Some(crate::page::LoginPage::new(page, site_key, &cookie.name))
 }

@@ -21,6 +21,9 @@ pub enum AuthError {
     /// The token failed verification.
     #[error("invalid token: {0}")]
     Invalid(TokenError),
+    /// The session cookie was sent more than once.
+    #[error("several session cookies")]
+    SeveralCookies,
 }
 
 /// Why a token failed verification.

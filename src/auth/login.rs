@@ -51,6 +51,9 @@ pub enum LoginError {
     /// Body is not a JSON object with string fields.
     #[error("malformed JSON body")]
     BadJson,
+    /// The login page's form names a field twice.
+    #[error("malformed login form")]
+    BadForm,
     /// Body over `login.max_body_bytes`.
     #[error("body too large")]
     TooLarge,
@@ -124,6 +127,7 @@ impl LoginError {
         match self {
             LoginError::BadContentType
             | LoginError::BadJson
+            | LoginError::BadForm
             | LoginError::TooLarge
             | LoginError::BodyTimeout
             | LoginError::BodyRead(_) => "bad_request",
@@ -228,28 +232,54 @@ impl Login {
         &self.pool
     }
 
-    /// Handles one login request; `client_ip` is sent to siteverify as `remoteip`.
+    /// Handles one `POST /api/Auth` (JSON body); `client_ip` is sent to siteverify as `remoteip`.
     pub async fn handle(
         &self,
         req: Request<Incoming>,
         client_ip: IpAddr,
-    ) -> Result<Response<ResBody>, LoginError> {
+    ) -> Result<Issued, LoginError> {
         let mut ticket = self.guard.arrive(client_ip)?;
-        let result = self.attempt(req, client_ip, &mut ticket).await;
+        let result = async {
+            if !is_json(req.headers()) {
+                return Err(LoginError::BadContentType);
+            }
+            let creds = parse(&self.read_body(req).await?)?;
+            self.attempt(creds, client_ip, &mut ticket).await
+        }
+        .await;
         // Only a guess keeps the reserved slots; a success, a bad request or an overloaded gateway gives them back.
         self.guard.settle(ticket, &result).await;
         result
     }
 
-    async fn attempt(
+    /// Handles one login page submission (`application/x-www-form-urlencoded`): the same throttles, captcha,
+    /// timing floor and failures as the JSON endpoint. Also gives back the form's `return_to` when it could
+    /// be read, so a failed attempt can show the page again with it.
+    pub async fn handle_form(
         &self,
         req: Request<Incoming>,
         client_ip: IpAddr,
-        ticket: &mut Ticket,
-    ) -> Result<Response<ResBody>, LoginError> {
-        if !is_json(req.headers()) {
-            return Err(LoginError::BadContentType);
+    ) -> (Result<Issued, LoginError>, Option<String>) {
+        let mut ticket = match self.guard.arrive(client_ip) {
+            Ok(t) => t,
+            Err(e) => return (Err(e), None),
+        };
+        let mut return_to = None;
+        let result = async {
+            if !is_form(req.headers()) {
+                return Err(LoginError::BadContentType);
+            }
+            let (creds, back) = parse_form(&self.read_body(req).await?)?;
+            return_to = back;
+            self.attempt(creds, client_ip, &mut ticket).await
         }
+        .await;
+        self.guard.settle(ticket, &result).await;
+        (result, return_to)
+    }
+
+    /// The body, within `login.max_body_bytes` and `login.body_timeout`.
+    async fn read_body(&self, req: Request<Incoming>) -> Result<bytes::Bytes, LoginError> {
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -258,15 +288,21 @@ impl Login {
         if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
             return Err(LoginError::TooLarge);
         }
-        let bytes = body::collect_limited(req.into_body(), self.max_body_bytes, self.body_timeout)
+        body::collect_limited(req.into_body(), self.max_body_bytes, self.body_timeout)
             .await
             .map_err(|e| match e {
                 BodyError::TooLarge => LoginError::TooLarge,
                 BodyError::Timeout => LoginError::BodyTimeout,
                 BodyError::Read(m) => LoginError::BodyRead(m),
-            })?;
-        let creds = parse(&bytes)?;
+            })
+    }
 
+    async fn attempt(
+        &self,
+        creds: Credentials,
+        client_ip: IpAddr,
+        ticket: &mut Ticket,
+    ) -> Result<Issued, LoginError> {
         // 1. Captcha, before anything about the user is looked at.
         let captcha = creds.captcha.as_deref().unwrap_or("");
         // The IP slot (shared store) and the spent-token check come before anything reaches siteverify.
@@ -323,7 +359,7 @@ impl Login {
         user_name: &str,
         password: String,
         ticket: &mut Ticket,
-    ) -> Result<Response<ResBody>, LoginError> {
+    ) -> Result<Issued, LoginError> {
         let normalised = normalise_name(user_name);
         // A name no store could hold, or that could never be a header value, is an unknown user: it is never
         // looked up, costs the same dummy verification and gets the same 401.
@@ -352,7 +388,7 @@ impl Login {
         &self,
         record: Option<UserRecord>,
         password: String,
-    ) -> Result<Response<ResBody>, LoginError> {
+    ) -> Result<Issued, LoginError> {
         let hash = record.as_ref().and_then(|r| r.password_hash.clone());
         let dummy = self.store.dummy_kind();
         let defences = self.guard.local().clone();
@@ -387,13 +423,64 @@ impl Login {
                     .issue(&record.user_name, &record.claims)
                     .map_err(|e| LoginError::Token(e.to_string()))?;
                 tracing::info!(user = %record.user_name, outcome = "success", "login");
-                let body = serde_json::to_vec(&serde_json::json!({ "token": token }))
-                    .map_err(|e| LoginError::Token(e.to_string()))?;
-                Ok(response::json(StatusCode::OK, body))
+                Ok(Issued {
+                    token,
+                    expires_in: self.issuer.ttl(),
+                })
             }
             Verdict::Mismatch | Verdict::UnknownFormat => Err(LoginError::BadPassword),
         }
     }
+}
+
+/// A token the login issued.
+pub struct Issued {
+    /// The signed JWT.
+    pub token: String,
+    /// Its lifetime from now (the cookie's `Max-Age`).
+    pub expires_in: std::time::Duration,
+}
+
+impl Issued {
+    /// The seed's answer: `200 {"token": "..."}`.
+    pub fn json_response(&self) -> Result<Response<ResBody>, LoginError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "token": self.token }))
+            .map_err(|e| LoginError::Token(e.to_string()))?;
+        Ok(response::json(StatusCode::OK, body))
+    }
+}
+
+/// `application/x-www-form-urlencoded`, any parameters (what an HTML form posts).
+fn is_form(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|e| {
+            e.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// The login page's form: `user_name`, `password`, `cf-turnstile-response` (what the Turnstile widget adds)
+/// and `return_to`. A field given twice is refused rather than guessed; others are ignored.
+fn parse_form(bytes: &[u8]) -> Result<(Credentials, Option<String>), LoginError> {
+    let mut creds = Credentials::default();
+    let mut return_to = None;
+    for (key, value) in form_urlencoded::parse(bytes) {
+        let slot = match key.as_ref() {
+            "user_name" => &mut creds.user_name,
+            "password" => &mut creds.password,
+            "cf-turnstile-response" => &mut creds.captcha,
+            "return_to" => &mut return_to,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(LoginError::BadForm);
+        }
+        *slot = Some(value.into_owned());
+    }
+    Ok((creds, return_to))
 }
 
 /// `application/json`, `text/json` or `application/*+json`, any parameters (as ASP.NET Core accepts).
@@ -474,6 +561,23 @@ mod tests {
             parse(br#"{"UserName":"a","username":"b"}"#),
             Err(LoginError::BadJson)
         ));
+    }
+
+    #[test]
+    fn form_fields_and_duplicates() {
+        let (c, back) = parse_form(
+            b"user_name=a%20b&password=p%26q&cf-turnstile-response=t&return_to=%2Fx%3Fy%3D1&z=1",
+        )
+        .unwrap();
+        assert_eq!(c.user_name.as_deref(), Some("a b"));
+        assert_eq!(c.password.as_deref(), Some("p&q"));
+        assert_eq!(c.captcha.as_deref(), Some("t"));
+        assert_eq!(back.as_deref(), Some("/x?y=1"));
+        assert!(matches!(
+            parse_form(b"password=a&password=b"),
+            Err(LoginError::BadForm)
+        ));
+        assert_eq!(parse_form(b"").unwrap().0, Credentials::default());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod assertion;
 pub mod bearer;
+pub mod csrf;
 pub mod defences;
 pub mod error;
 pub mod guard;
@@ -13,6 +14,7 @@ pub mod operator;
 pub mod recheck;
 pub mod replay;
 pub mod revocation;
+pub mod session;
 pub mod sessions;
 pub mod shared_revocations;
 pub mod throttle;

@@ -337,6 +337,11 @@ impl TokenIssuer {
         jsonwebtoken::encode(&self.header, &claims, &self.key)
     }
 
+    /// How long an issued token lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// The algorithm tokens are signed with.
     pub fn algorithm(&self) -> Algorithm {
         self.header.alg

@@ -111,6 +111,7 @@ pub struct AuthFile {
     /// How often users seen with a token are looked up again (off when absent).
     pub recheck_active: Option<Dur>,
     pub revocation: RevocationFile,
+    pub cookie: Option<CookieFile>,
 }
 
 /// One `[[auth.previous_keys]]` entry: a retired signing key that still verifies the tokens it signed.
@@ -201,6 +202,7 @@ pub struct LoginFile {
     pub turnstile: TurnstileFile,
     pub hashing: HashingFile,
     pub throttle: ThrottleFile,
+    pub page: Option<PageFile>,
 }
 
 /// `[login.throttle]`: failed-login limits.
@@ -291,6 +293,29 @@ pub struct RouteFile {
     pub assertion: Option<bool>,
     /// The assertion's `aud` for this route (default: the route's name).
     pub assertion_audience: Option<String>,
+}
+
+/// `[auth.cookie]`: cookie sessions for server-rendered pages (on when the table is present).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CookieFile {
+    pub enabled: Option<bool>,
+    pub name: Option<String>,
+    /// Origins besides the gateway's own whose unsafe requests may carry the cookie.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `[login.page]`: the gateway's HTML login page (on when the table is present).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PageFile {
+    pub enabled: Option<bool>,
+    pub path: Option<String>,
+    pub title: Option<String>,
+    pub logo_file: Option<PathBuf>,
+    pub template_file: Option<PathBuf>,
+    pub turnstile_script_url: Option<String>,
+    pub max_return_to_bytes: Option<usize>,
 }
 
 /// A duration written as a human string (`"30s"`, `"5m"`, `"1h 30m"`).

@@ -14,6 +14,7 @@
 
 mod assertion;
 mod auth;
+mod cookie;
 mod cors;
 mod error;
 pub mod file;
@@ -21,6 +22,7 @@ mod identity;
 mod layers;
 mod login;
 mod observability;
+mod page;
 mod pool;
 mod revocation;
 mod routes;
@@ -31,11 +33,13 @@ mod value;
 
 pub use assertion::{AssertionConfig, AssertionSigningKey};
 pub use auth::{is_hmac, AuthConfig, VerifyKey};
+pub use cookie::CookieConfig;
 pub use cors::CorsConfig;
 pub use error::ConfigError;
 pub use identity::IdentityConfig;
 pub use login::{HashingConfig, LoginConfig, ThrottleConfig, TurnstileConfig};
 pub use observability::{AdminToken, LogConfig, MetricsConfig};
+pub use page::LoginPageConfig;
 pub use pool::{Balance, HealthCheckConfig, PassiveConfig, PoolConfig, TargetConfig};
 pub use revocation::SessionsConfig;
 pub use routes::{nested_under_public, LocalTarget, RouteConfig, Upstream};
@@ -66,6 +70,10 @@ pub struct Config {
     /// The store several instances share; None: every defence is in-process.
     pub shared: Option<SharedConfig>,
     pub routes: Vec<RouteConfig>,
+    /// `[auth.cookie]`, when cookie sessions are on.
+    pub cookie: Option<CookieConfig>,
+    /// `[login.page]`, when the login page is on.
+    pub page: Option<LoginPageConfig>,
     /// The file this configuration was loaded from (None for in-memory configs); enables hot reload.
     pub source: Option<PathBuf>,
 }
@@ -111,7 +119,9 @@ impl Config {
 }
 
 /// Validates each section, then the rules that span sections.
-fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
+fn validate(mut raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
+    let cookie = cookie::validate_cookie(raw.auth.cookie.take())?;
+    let page = page::validate_page(raw.login.page.take(), base)?;
     let server = server::validate_server(raw.server, base)?;
     let auth = auth::validate_auth(raw.auth, base)?;
     let config = Config {
@@ -125,6 +135,8 @@ fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         metrics: observability::validate_metrics(raw.metrics, base)?,
         shared: shared::validate_shared(raw.shared, base)?,
         routes: routes::validate_routes(raw.routes, base)?,
+        cookie,
+        page,
         source: None,
     };
     check_login_path_is_free(&config.login, &config.routes)?;
@@ -134,6 +146,8 @@ fn validate(raw: FileConfig, base: &Path) -> Result<Config, ConfigError> {
             "needs the login's user store (login.enabled = true)",
         ));
     }
+    cookie::check_rules(&config)?;
+    page::check_rules(&config)?;
     Ok(config)
 }
 

@@ -4,6 +4,7 @@
 //! can all use it without import cycles.
 
 pub mod claims;
+pub mod cookie;
 pub mod headers;
 pub mod identity;
 pub mod path;

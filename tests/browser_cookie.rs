@@ -1,0 +1,125 @@
+//! Cookie sessions in a real browser (headless Chromium; Turnstile replaced by the local stand-in script):
+//! a navigation without a session goes to the login page and, after signing in, back to where it was going;
+//! the upstream gets the identity and never the gateway's cookie; another origin's form POST and WebSocket
+//! with the cookie are refused; logout sends the next navigation to the login page.
+
+mod support;
+
+use support::browser::{Browser, TurnstileStandIn};
+use support::fixtures::argon2_cached;
+use support::turnstile::FakeTurnstile;
+use support::upstream::Upstream;
+use support::{route, user, TestGateway, UsersFile};
+
+/// Password of the test user. TEST FIXTURE.
+const PASSWORD: &str = "correct horse battery staple";
+const COOKIE: &str = "__Host-gateway-session";
+/// The single-use captcha token the stand-in hands out and the fake siteverify accepts once. TEST FIXTURE.
+const CAPTCHA: &str = "0.browser-cookie-captcha";
+
+#[tokio::test]
+async fn page_login_navigation_cross_site_refusals_and_logout() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let users = UsersFile::new(&user("jdoe", argon2_cached(PASSWORD), true));
+    let fake = FakeTurnstile::start().await;
+    fake.add_valid_token(CAPTCHA);
+    let stand_in = TurnstileStandIn::with_token(CAPTCHA).await;
+    let up = Upstream::echo().await;
+    let page = format!(
+        "[auth.cookie]\n[login.turnstile]\nsite_key = \"1x00000000000000000000AA\"\n\
+         [login.page]\nturnstile_script_url = \"{}\"\n{}",
+        stand_in.script_url(),
+        route("/", &up.url(), ""),
+    );
+    let gw = TestGateway::start(&[&users.login_toml(&fake.url()), &page]).await;
+    let url = |p: &str| gw.url(p);
+
+    // 1. No session: the navigation lands on the login page, which remembers where it was going.
+    browser.open(&url("/orders?id=5")).await;
+    browser.find("#gateway-login").await;
+    let here = browser.page.current_url().await.unwrap();
+    assert_eq!(here.path(), "/login");
+    browser
+        .until(
+            "the stand-in widget solved",
+            "return document.querySelector(\"input[name='cf-turnstile-response']\").value",
+        )
+        .await;
+    browser
+        .eval(&format!(
+            "document.getElementById('user_name').value = 'jdoe';\n\
+             document.getElementById('password').value = {PASSWORD:?};\n\
+             document.querySelector('#gateway-login button').click(); return true;"
+        ))
+        .await;
+
+    // 2. Signed in and back on the page it asked for; the upstream saw who, not the cookie.
+    let shown = browser.text("pre").await;
+    assert!(shown.contains("\"/orders\""), "{shown}");
+    let here = browser.page.current_url().await.unwrap();
+    assert_eq!((here.path(), here.query()), ("/orders", Some("id=5")));
+    let seen = up.last();
+    assert_eq!(seen.all("x-auth-user"), ["jdoe"]);
+    assert!(
+        !seen.all("cookie").iter().any(|c| c.contains(COOKIE)),
+        "{:?}",
+        seen.all("cookie")
+    );
+    // The cookie is invisible to the page's scripts.
+    let visible = browser.eval("return document.cookie").await;
+    assert!(
+        !visible.as_str().unwrap_or("").contains(COOKIE),
+        "{visible}"
+    );
+
+    // 3. Same origin, the WebSocket opens with the cookie.
+    let ws = format!("ws://{}/ws", gw.addr);
+    let open = |from: &str| {
+        format!(
+            "return await new Promise(r => {{ const ws = new WebSocket({from:?});\n\
+             ws.onopen = () => {{ ws.close(); r('open'); }}; ws.onerror = () => r('refused'); }});"
+        )
+    };
+    assert_eq!(browser.eval_async(&open(&ws)).await, "open");
+
+    // 4. Another origin (same site: the cookie goes along): its form POST and its WebSocket are refused.
+    browser.open(&stand_in.page_url()).await;
+    let before = up.seen().len();
+    browser
+        .eval_async(&format!(
+            "const frame = document.createElement('iframe'); frame.name = 'target';\n\
+             document.body.appendChild(frame);\n\
+             const form = document.createElement('form'); form.method = 'POST'; form.target = 'target';\n\
+             form.action = {:?};\n\
+             const field = document.createElement('input'); field.name = 'amount'; field.value = '1000';\n\
+             form.appendChild(field); document.body.appendChild(form);\n\
+             await new Promise(r => {{ frame.onload = r; form.submit(); }}); return true;",
+            url("/transfer")
+        ))
+        .await;
+    assert_eq!(browser.eval_async(&open(&ws)).await, "refused");
+    let after: Vec<_> = up.seen().into_iter().skip(before).collect();
+    assert!(
+        after
+            .iter()
+            .all(|s| s.path != "/transfer" && s.path != "/ws"),
+        "a cross-origin request reached the upstream: {after:?}"
+    );
+
+    // 5. Logout through a form on a gateway page: back to the login page, and so is the next navigation.
+    browser.open(&url("/orders")).await;
+    browser.find("pre").await;
+    browser
+        .eval(
+            "const form = document.createElement('form'); form.method = 'POST';\n\
+             form.action = '/login/logout'; document.body.appendChild(form); form.submit(); return true;",
+        )
+        .await;
+    browser.find("#gateway-login").await;
+    browser.open(&url("/orders")).await;
+    browser.find("#gateway-login").await;
+    assert_eq!(browser.page.current_url().await.unwrap().path(), "/login");
+    browser.close().await;
+}
