@@ -276,7 +276,7 @@ impl Gateway {
                 if req.method() != http::Method::POST {
                     return Err(GatewayError::MethodNotAllowed);
                 }
-                self.logout(state, &req, trace).await
+                self.logout(state, &req, trace, cookies.as_ref()).await
             }
             Routed::Jwks => match &state.jwks {
                 Some(doc) => Ok(crate::response::json(http::StatusCode::OK, doc.to_vec())),
@@ -405,13 +405,21 @@ impl Gateway {
         state: &State,
         req: &Request<Incoming>,
         trace: &mut Trace,
+        cookies: Option<&CookieSession<'_>>,
     ) -> Result<Response<ResBody>, GatewayError> {
-        let (id, revocation) = logout::requested(
+        let cookie = cookies.filter(|c| c.secure).map(|c| c.name);
+        let (id, via) = session::authenticate(
             req.headers(),
             &state.verifier,
             state.max_token_bytes,
-            state.config.auth.leeway.as_secs(),
-        )?;
+            cookie,
+        )
+        .map_err(LogoutError::Auth)?;
+        if let (Via::Cookie, Some(c)) = (via, cookies) {
+            // Another site must not be able to end the browser's session either.
+            c.check(req.method(), req.headers())?;
+        }
+        let revocation = logout::revocation_for(&id, state.config.auth.leeway.as_secs());
         trace.user = Some(id.sub).filter(|_| state.access_log);
         self.shared
             .lasting
@@ -419,7 +427,7 @@ impl Gateway {
             .revoke(&revocation)
             .await
             .map_err(LogoutError::from)?;
-        Ok(logout::logged_out())
+        Ok(logout::logged_out(cookies.map(|c| c.name)))
     }
 
     /// The limits an upgraded connection will live under, taking the caller's per-user seat for a WebSocket
@@ -510,6 +518,24 @@ impl Gateway {
             PageTarget::Page => Err(GatewayError::PageMethod("GET, HEAD, POST")),
             PageTarget::Logout if method == Method::POST => {
                 cookies.check(&method, req.headers())?;
+                // End the session itself, not only this browser's copy: a saved copy of the cookie (another
+                // tab, a stolen value) must be dead too. No valid session: nothing to revoke, still signed out.
+                let cookie = Some(cookies.name).filter(|_| cookies.secure);
+                if let Ok((id, _)) = session::authenticate(
+                    req.headers(),
+                    &state.verifier,
+                    state.max_token_bytes,
+                    cookie,
+                ) {
+                    let revocation =
+                        logout::revocation_for(&id, state.config.auth.leeway.as_secs());
+                    self.shared
+                        .lasting
+                        .sessions
+                        .revoke(&revocation)
+                        .await
+                        .map_err(LogoutError::from)?;
+                }
                 Ok(page.signed_out())
             }
             PageTarget::Logout => Err(GatewayError::PageMethod("POST")),

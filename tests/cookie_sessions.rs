@@ -547,6 +547,14 @@ async fn logout_clears_the_cookie_and_is_csrf_checked() {
     let sc = set_cookie(&res).unwrap();
     assert!(sc.starts_with(&format!("{COOKIE}=;")), "{sc}");
     assert!(attributes(&sc).contains(&"max-age=0".to_string()), "{sc}");
+    // The session itself ended, not only this browser's copy: a saved copy of the cookie is dead.
+    let saved = client()
+        .get(e.gw.url("/orders"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 401, "a saved copy of the logged-out cookie");
     assert_eq!(
         client()
             .get(e.gw.url("/login/logout"))
@@ -555,6 +563,48 @@ async fn logout_clears_the_cookie_and_is_csrf_checked() {
             .unwrap()
             .status(),
         405
+    );
+}
+
+#[tokio::test]
+async fn api_logout_with_the_cookie_is_csrf_checked_revokes_and_clears_it() {
+    let e = env().await;
+    let token = e.session().await;
+    let cookie = format!("{COOKIE}={token}");
+    let logout = |fetch_site: Option<&'static str>| {
+        let mut req = client()
+            .post(e.gw.url("/api/Auth/logout"))
+            .header("cookie", &cookie);
+        if let Some(site) = fetch_site {
+            req = req.header("sec-fetch-site", site);
+        }
+        req.send()
+    };
+    assert_eq!(logout(Some("cross-site")).await.unwrap().status(), 403);
+    let ok = |c: &str| {
+        client()
+            .get(e.gw.url("/orders"))
+            .header("cookie", c.to_string())
+            .send()
+    };
+    assert_eq!(
+        ok(&cookie).await.unwrap().status(),
+        200,
+        "a refused logout changed nothing"
+    );
+    let res = logout(Some("same-origin")).await.unwrap();
+    assert_eq!(res.status(), 204);
+    let sc = set_cookie(&res).unwrap();
+    assert!(sc.starts_with(&format!("{COOKIE}=;")), "{sc}");
+    assert_eq!(
+        ok(&cookie).await.unwrap().status(),
+        401,
+        "the token behind the cookie is revoked"
+    );
+    assert_eq!(
+        logout(Some("same-origin")).await.unwrap().status(),
+        401,
+        "nothing left to log out"
     );
 }
 

@@ -7,15 +7,13 @@
 //! first: if that fails the answer is 503 and nothing is revoked locally either, so a logout that did not
 //! reach every instance never looks done.
 
-use super::bearer;
 use super::error::AuthError;
 use super::revocation::Revocation;
 use super::sessions::RevokeError;
-use super::token::TokenVerifier;
 use super::Identity;
 use crate::body::ResBody;
 use crate::response;
-use http::{HeaderMap, Response, StatusCode};
+use http::{Response, StatusCode};
 
 /// Why a logout did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -42,20 +40,13 @@ pub fn revocation_for(id: &Identity, leeway_secs: u64) -> Revocation {
     }
 }
 
-/// Authenticates the request and says which revocation would end its token.
-pub fn requested(
-    headers: &HeaderMap,
-    verifier: &TokenVerifier,
-    max_token_bytes: usize,
-    leeway_secs: u64,
-) -> Result<(Identity, Revocation), LogoutError> {
-    let id = bearer::authenticate(headers, verifier, max_token_bytes).map_err(LogoutError::Auth)?;
-    let r = revocation_for(&id, leeway_secs);
-    Ok((id, r))
-}
-
 /// The answer to a logout that happened. The one place it is built, so anything a logout must also undo
-/// on the client (a session cookie) is added here.
-pub fn logged_out() -> Response<ResBody> {
-    response::empty(StatusCode::NO_CONTENT)
+/// on the client is added here: in cookie mode (`cookie` = the session cookie's name) the browser's copy is
+/// cleared too, whichever credential the logout came with.
+pub fn logged_out(cookie: Option<&str>) -> Response<ResBody> {
+    let mut res = response::empty(StatusCode::NO_CONTENT);
+    if let Some(clear) = cookie.and_then(super::session::clear_cookie) {
+        res.headers_mut().insert(http::header::SET_COOKIE, clear);
+    }
+    res
 }
