@@ -287,9 +287,10 @@ mod tests {
     fn page(extra: &str) -> LoginPage {
         let c = Config::from_toml(&format!(
             "[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\n[auth.cookie]\n\
-             [login.turnstile]\nsite_key = \"key\\\"<x>\"\n[login.page]\n{extra}"
+             [login.turnstile]\nsite_key = \"test-site-key\"\n[login.page]\n{extra}"
         ))
         .unwrap();
+        // Config refuses such a site key; the page must escape whatever it is handed all the same.
         LoginPage::new(c.page.as_ref().unwrap(), "key\"<x>", "sid")
     }
 
