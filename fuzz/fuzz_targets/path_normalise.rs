@@ -76,7 +76,11 @@ fuzz_target!(|data: &[u8]| {
                 assert!(upstream_path.starts_with('/'), "{upstream_path:?}");
                 assert!(!upstream_path.contains("/../"), "{upstream_path:?}");
             }
-            Routed::Login | Routed::Jwks | Routed::AssertionJwks | Routed::NotFound => {}
+            Routed::Login
+            | Routed::Logout
+            | Routed::Jwks
+            | Routed::AssertionJwks
+            | Routed::NotFound => {}
         }
     }
 });
