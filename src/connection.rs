@@ -107,13 +107,7 @@ impl Builders {
     pub fn serve<I, S>(&self, protocol: Protocol, io: I, service: S) -> Conn<'_, I, S>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service<
-                Request<Incoming>,
-                Response = Response<ResBody>,
-                Error = Infallible,
-                Future = RequestFuture,
-            > + Send
-            + 'static,
+        S: ConnService,
     {
         let io = TokioIo::new(io);
         match protocol {
@@ -148,15 +142,33 @@ fn max_header_list_size(cfg: &ServerConfig) -> u32 {
     u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX)
 }
 
-/// One client connection being served.
-pub enum Conn<'a, I, S>
-where
-    S: Service<
+/// The service every connection serves: the gateway's, answering with a boxed request future.
+pub trait ConnService:
+    Service<
         Request<Incoming>,
         Response = Response<ResBody>,
         Error = Infallible,
         Future = RequestFuture,
-    >,
+    > + Send
+    + 'static
+{
+}
+
+impl<T> ConnService for T where
+    T: Service<
+            Request<Incoming>,
+            Response = Response<ResBody>,
+            Error = Infallible,
+            Future = RequestFuture,
+        > + Send
+        + 'static
+{
+}
+
+/// One client connection being served.
+pub enum Conn<'a, I, S>
+where
+    S: ConnService,
 {
     /// HTTP/1, upgrades allowed.
     Http1(Pin<Box<http1::UpgradeableConnection<TokioIo<I>, S>>>),
@@ -172,13 +184,7 @@ pub type ConnError = Box<dyn std::error::Error + Send + Sync>;
 impl<I, S> Conn<'_, I, S>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<
-            Request<Incoming>,
-            Response = Response<ResBody>,
-            Error = Infallible,
-            Future = RequestFuture,
-        > + Send
-        + 'static,
+    S: ConnService,
 {
     /// Finish the requests in flight, accept no new ones, then end.
     pub fn graceful_shutdown(&mut self) {
@@ -193,13 +199,7 @@ where
 impl<I, S> Future for Conn<'_, I, S>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<
-            Request<Incoming>,
-            Response = Response<ResBody>,
-            Error = Infallible,
-            Future = RequestFuture,
-        > + Send
-        + 'static,
+    S: ConnService,
 {
     type Output = Result<(), ConnError>;
 
