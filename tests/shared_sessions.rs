@@ -159,6 +159,14 @@ async fn redis_down_logout_is_503_tokens_still_work_and_an_emptied_redis_is_refi
     let http = client();
     let before = token("alice");
     assert_eq!(logout(&a, &before).await, 204);
+    // B learns of the logout through Redis; stopping Redis before it has would test nothing but the race.
+    let learned = eventually(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || async { get_status(&http, b.url("/"), Some(&before)).await == 401 },
+    )
+    .await;
+    assert!(learned, "the logout on A never reached B");
     let (kept, other) = (token("bob"), token("carol"));
 
     redis.stop();
