@@ -1,10 +1,12 @@
 //! Cookie sessions in a real browser (headless Chromium; Turnstile replaced by the local stand-in script):
 //! a navigation without a session goes to the login page and, after signing in, back to where it was going;
 //! the upstream gets the identity and never the gateway's cookie; another origin's form POST and WebSocket
-//! with the cookie are refused; logout sends the next navigation to the login page.
+//! with the cookie are refused; logout sends the next navigation to the login page and kills a saved copy of
+//! the cookie; an expired session signs in again and comes back to the page it was going to.
 
 mod support;
 
+use std::time::{Duration, Instant};
 use support::browser::{Browser, TurnstileStandIn};
 use support::fixtures::argon2_cached;
 use support::turnstile::FakeTurnstile;
@@ -16,6 +18,24 @@ const PASSWORD: &str = "correct horse battery staple";
 const COOKIE: &str = "__Host-gateway-session";
 /// The single-use captcha token the stand-in hands out and the fake siteverify accepts once. TEST FIXTURE.
 const CAPTCHA: &str = "0.browser-cookie-captcha";
+
+/// Fills in and submits the login page the browser is on, once the stand-in widget has solved itself.
+async fn sign_in(browser: &Browser) {
+    browser.find("#gateway-login").await;
+    browser
+        .until(
+            "the stand-in widget solved",
+            "return document.querySelector(\"input[name='cf-turnstile-response']\").value",
+        )
+        .await;
+    browser
+        .eval(&format!(
+            "document.getElementById('user_name').value = 'jdoe';\n\
+             document.getElementById('password').value = {PASSWORD:?};\n\
+             document.querySelector('#gateway-login button').click(); return true;"
+        ))
+        .await;
+}
 
 #[tokio::test]
 async fn page_login_navigation_cross_site_refusals_and_logout() {
@@ -41,19 +61,7 @@ async fn page_login_navigation_cross_site_refusals_and_logout() {
     browser.find("#gateway-login").await;
     let here = browser.page.current_url().await.unwrap();
     assert_eq!(here.path(), "/login");
-    browser
-        .until(
-            "the stand-in widget solved",
-            "return document.querySelector(\"input[name='cf-turnstile-response']\").value",
-        )
-        .await;
-    browser
-        .eval(&format!(
-            "document.getElementById('user_name').value = 'jdoe';\n\
-             document.getElementById('password').value = {PASSWORD:?};\n\
-             document.querySelector('#gateway-login button').click(); return true;"
-        ))
-        .await;
+    sign_in(&browser).await;
 
     // 2. Signed in and back on the page it asked for; the upstream saw who, not the cookie.
     let shown = browser.text("pre").await;
@@ -108,9 +116,18 @@ async fn page_login_navigation_cross_site_refusals_and_logout() {
         "a cross-origin request reached the upstream: {after:?}"
     );
 
-    // 5. Logout through a form on a gateway page: back to the login page, and so is the next navigation.
+    // 5. Logout through a form on a gateway page: back to the login page, and so is the next navigation;
+    // a copy of the cookie saved before (a second tab, a stolen value) is refused too.
     browser.open(&url("/orders")).await;
     browser.find("pre").await;
+    let saved = browser
+        .page
+        .get_named_cookie(COOKIE)
+        .await
+        .expect("the session cookie is set")
+        .value()
+        .to_string();
+    assert_eq!(with_cookie(&url("/orders"), &saved).await, 200);
     browser
         .eval(
             "const form = document.createElement('form'); form.method = 'POST';\n\
@@ -121,5 +138,70 @@ async fn page_login_navigation_cross_site_refusals_and_logout() {
     browser.open(&url("/orders")).await;
     browser.find("#gateway-login").await;
     assert_eq!(browser.page.current_url().await.unwrap().path(), "/login");
+    assert_eq!(with_cookie(&url("/orders"), &saved).await, 401);
+    browser.close().await;
+}
+
+/// The status of a non-browser GET carrying only the gateway's cookie with `value`.
+async fn with_cookie(url: &str, value: &str) -> u16 {
+    support::client()
+        .get(url)
+        .header("cookie", format!("{COOKIE}={value}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn an_expired_session_signs_in_again_and_returns_to_the_page() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let users = UsersFile::new(&user("jdoe", argon2_cached(PASSWORD), true));
+    // Cloudflare's always-pass test secret, answered by the gateway itself: any number of sign-ins.
+    let stand_in = TurnstileStandIn::start().await;
+    let up = Upstream::echo().await;
+    let ttl = Duration::from_secs(3);
+    let config = format!(
+        "[auth]\ntoken_ttl = \"{}s\"\nleeway = \"0s\"\n[auth.cookie]\n\
+         [login]\nenabled = true\n[login.turnstile]\nsecret = \"{}\"\nsite_key = \"1x00000000000000000000AA\"\n\
+         [login.page]\nturnstile_script_url = \"{}\"\n[users]\nfile = {:?}\n{}",
+        ttl.as_secs(),
+        support::turnstile::PASS_SECRET,
+        stand_in.script_url(),
+        users.path.display().to_string(),
+        route("/", &up.url(), ""),
+    );
+    let gw = TestGateway::start(&[&config]).await;
+
+    browser.open(&gw.url("/reports")).await;
+    sign_in(&browser).await;
+    let signed_in = Instant::now();
+    assert!(browser.text("pre").await.contains("\"/reports\""));
+    assert_eq!(up.last().all("x-auth-user"), ["jdoe"]);
+
+    // The session runs out while the user is away; the next navigation asks for a sign-in and, after it,
+    // lands where the user was going, not on a default page.
+    tokio::time::sleep(
+        (signed_in + ttl + Duration::from_millis(500)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    let before = up.seen().len();
+    browser.open(&gw.url("/orders?id=7")).await;
+    browser.find("#gateway-login").await;
+    assert_eq!(browser.page.current_url().await.unwrap().path(), "/login");
+    assert_eq!(
+        up.seen().len(),
+        before,
+        "an expired session reached the upstream"
+    );
+    sign_in(&browser).await;
+    let shown = browser.text("pre").await;
+    assert!(shown.contains("\"/orders\""), "{shown}");
+    let here = browser.page.current_url().await.unwrap();
+    assert_eq!((here.path(), here.query()), ("/orders", Some("id=7")));
+    assert_eq!(up.last().all("x-auth-user"), ["jdoe"]);
     browser.close().await;
 }
