@@ -5,7 +5,6 @@
 //! Host check → path normalisation and screening → CORS preflight → the gateway's own files (`/.gateway/`)
 //! → routing (and the route's `;` parameter rule) → authentication → forwarding (or a local target).
 
-use crate::auth::bearer;
 use crate::auth::csrf::{self, Arrival};
 use crate::auth::logout::{self, LogoutError};
 use crate::auth::session::{self, Via};
@@ -305,14 +304,23 @@ impl Gateway {
                 if parameters && !route.allow_path_parameters {
                     return Err(refuse_parameters());
                 }
-                let identity = if route.public {
-                    None
+                let (identity, assertion) = if route.public {
+                    (None, None)
                 } else {
-                    let (identity, via) = identify(state, &req, cookies.as_ref())?;
-                    if let (Via::Cookie, Some(c)) = (via, &cookies) {
+                    let caller = identify(state, &req, cookies.as_ref())?;
+                    if let (Via::Cookie, Some(c)) = (caller.via, &cookies) {
                         c.check(req.method(), req.headers())?;
                     }
-                    Some(identity)
+                    // Before the cookie is removed below: the exact token, Bearer or cookie, keys the
+                    // signing cache (the same token means the same identity).
+                    let assertion = match &state.asserter {
+                        Some(a) => a
+                            .for_request(index, Some(caller.token), &caller.identity)
+                            .map_err(GatewayError::Assertion)?
+                            .map(|v| (a.header(), v)),
+                        None => None,
+                    };
+                    (Some(caller.identity), assertion)
                 };
                 // The session cookie is the gateway's credential, never the backend's: gone on every route.
                 if let Some(c) = &cookies {
@@ -322,16 +330,6 @@ impl Gateway {
                     .as_ref()
                     .map(|i| i.sub.clone())
                     .filter(|_| state.access_log);
-                let assertion = match (&state.asserter, &identity) {
-                    (Some(a), Some(id)) => {
-                        // The exact token keys the signing cache (the same token means the same identity).
-                        let token = bearer::extract(req.headers(), state.max_token_bytes).ok();
-                        a.for_request(index, token, id)
-                            .map_err(GatewayError::Assertion)?
-                            .map(|v| (a.header(), v))
-                    }
-                    _ => None,
-                };
                 if route.local == Some(crate::config::LocalTarget::ExampleSpa) {
                     let rest = if route.prefix == "/" {
                         path.as_str()
@@ -408,7 +406,9 @@ impl Gateway {
         cookies: Option<&CookieSession<'_>>,
     ) -> Result<Response<ResBody>, GatewayError> {
         let cookie = cookies.filter(|c| c.secure).map(|c| c.name);
-        let (id, via) = session::authenticate(
+        let session::Authenticated {
+            identity: id, via, ..
+        } = session::authenticate(
             req.headers(),
             &state.verifier,
             state.max_token_bytes,
@@ -521,14 +521,16 @@ impl Gateway {
                 // End the session itself, not only this browser's copy: a saved copy of the cookie (another
                 // tab, a stolen value) must be dead too. No valid session: nothing to revoke, still signed out.
                 let cookie = Some(cookies.name).filter(|_| cookies.secure);
-                if let Ok((id, _)) = session::authenticate(
+                if let Ok(session) = session::authenticate(
                     req.headers(),
                     &state.verifier,
                     state.max_token_bytes,
                     cookie,
                 ) {
-                    let revocation =
-                        logout::revocation_for(&id, state.config.auth.leeway.as_secs());
+                    let revocation = logout::revocation_for(
+                        &session.identity,
+                        state.config.auth.leeway.as_secs(),
+                    );
                     self.shared
                         .lasting
                         .sessions
@@ -547,11 +549,11 @@ impl Gateway {
 
 /// Who the caller is, from the Bearer header or (cookie mode, secure transport) the session cookie. A
 /// browser navigation without either is sent to the login page when there is one.
-fn identify(
+fn identify<'r>(
     state: &State,
-    req: &Request<Incoming>,
+    req: &'r Request<Incoming>,
     cookies: Option<&CookieSession<'_>>,
-) -> Result<(crate::auth::Identity, Via), GatewayError> {
+) -> Result<session::Authenticated<'r>, GatewayError> {
     let cookie = cookies.filter(|c| c.secure).map(|c| c.name);
     session::authenticate(
         req.headers(),

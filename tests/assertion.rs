@@ -284,6 +284,40 @@ async fn an_expired_assertion_is_refused_by_the_upstream() {
 }
 
 #[tokio::test]
+async fn a_cookie_session_gets_the_same_verified_assertion_as_its_bearer_token_reused_on_repeats() {
+    let s = setup("EdDSA", &rcgen::PKCS_ED25519, "[auth.cookie]\n").await;
+    let c = client();
+    let token = valid_with("carol", &json!({"jti": "cookie-session"}));
+    let by_cookie = || async {
+        let res = c
+            .get(s.gw.url("/orders/1"))
+            .header(
+                "cookie",
+                format!("theme=dark; __Host-gateway-session={token}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        json_of(res).await
+    };
+    let (status, first) = by_cookie().await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["claims"]["sub"], "carol");
+    assert_eq!(first["claims"]["jti"], "cookie-session");
+    // A second later (so a fresh signature would carry another `iat`) the same session gets the same
+    // assertion: it was remembered, not signed again; and the Bearer form of the token shares it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, again) = by_cookie().await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["assertion"], first["assertion"]);
+    let (status, bearer_seen) =
+        json_of(get_auth(&c, s.gw.url("/orders/1"), &bearer(&token)).await).await;
+    assert_eq!(status, 200, "{bearer_seen}");
+    assert_eq!(bearer_seen["assertion"], first["assertion"]);
+    s.gw.stop().await;
+}
+
+#[tokio::test]
 async fn rotation_publishes_the_previous_key_so_assertions_in_flight_still_verify() {
     let dir = tempfile::tempdir().unwrap();
     let old = key_file(dir.path(), "old.pem", &rcgen::PKCS_ED25519);

@@ -22,19 +22,43 @@ pub enum Via {
     Cookie,
 }
 
+/// A caller the gateway accepted: who, through which credential, and the token exactly as presented (it
+/// keys the per-token caches downstream, e.g. the identity assertion's).
+#[derive(Debug)]
+pub struct Authenticated<'h> {
+    /// Who the token names.
+    pub identity: Identity,
+    /// Where the token came from.
+    pub via: Via,
+    /// The token as sent, borrowed from the request's headers.
+    pub token: &'h str,
+}
+
 /// Authenticates from the Bearer header, else from cookie `cookie` when given.
-pub fn authenticate(
-    headers: &HeaderMap,
+pub fn authenticate<'h>(
+    headers: &'h HeaderMap,
     verifier: &TokenVerifier,
     max_token_bytes: usize,
     cookie: Option<&str>,
-) -> Result<(Identity, Via), AuthError> {
+) -> Result<Authenticated<'h>, AuthError> {
+    let (token, via) = presented(headers, max_token_bytes, cookie)?;
+    let identity = verifier.verify(token).map_err(AuthError::Invalid)?;
+    Ok(Authenticated {
+        identity,
+        via,
+        token,
+    })
+}
+
+/// The token the request presents (shape and size checked, not verified) and where it came from.
+fn presented<'h>(
+    headers: &'h HeaderMap,
+    max_token_bytes: usize,
+    cookie: Option<&str>,
+) -> Result<(&'h str, Via), AuthError> {
     let cookie = match cookie {
         Some(name) if !headers.contains_key(AUTHORIZATION) => name,
-        _ => {
-            return bearer::authenticate(headers, verifier, max_token_bytes)
-                .map(|id| (id, Via::Bearer))
-        }
+        _ => return bearer::extract(headers, max_token_bytes).map(|t| (t, Via::Bearer)),
     };
     let token = match crate::protocol::cookie::values(headers, cookie).as_slice() {
         [] => return Err(AuthError::Missing),
@@ -46,10 +70,7 @@ pub fn authenticate(
     }
     let token =
         std::str::from_utf8(token).map_err(|_| AuthError::Invalid(TokenError::Malformed))?;
-    verifier
-        .verify(token)
-        .map(|id| (id, Via::Cookie))
-        .map_err(AuthError::Invalid)
+    Ok((token, Via::Cookie))
 }
 
 /// `Set-Cookie` carrying `token` for `max_age` seconds. `__Host-` rules (Secure, `Path=/`, no `Domain`)
