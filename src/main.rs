@@ -199,7 +199,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             r.name,
             r.host.as_deref().map(|h| h.to_string()).unwrap_or_default(),
             r.prefix,
-            r.upstream.url,
+            r.describe_upstream(),
             if r.public {
                 "  [public]"
             } else {
@@ -477,7 +477,7 @@ async fn run(config: Config) -> ExitCode {
                 "{}{} -> {}{}",
                 r.host.as_deref().unwrap_or(""),
                 r.prefix,
-                r.upstream.url,
+                r.describe_upstream(),
                 if r.public { " (public)" } else { "" }
             )
         })

@@ -53,6 +53,34 @@ fn check_config_accepts_the_shipped_config_and_prints_its_routes() {
 }
 
 #[test]
+fn check_config_lists_every_target_of_a_pool() {
+    let (_dir, path) = config_file(&format!(
+        "{}[login]\nenabled = false\n[[routes]]\nname = \"farm\"\nprefix = \"/\"\nbalance = \"user\"\nupstreams = [\"http://127.0.0.1:9001\", \
+         {{ url = \"http://127.0.0.1:9002\", weight = 3 }}, {{ url = \"http://127.0.0.1:9003\", backup = true }}]\n",
+        good_auth()
+    ));
+    let out = check_config(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("farm"))
+        .unwrap_or_else(|| panic!("no line for the route: {stdout}"));
+    for part in [
+        "http://127.0.0.1:9001",
+        "http://127.0.0.1:9002 weight 3",
+        "http://127.0.0.1:9003 (backup)",
+        "balance user",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from {line:?}");
+    }
+}
+
+#[test]
 fn check_config_names_the_key_of_each_bad_config() {
     let route = "[[routes]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:9000\"\n";
     let cases: [(&str, String, &str); 6] = [

@@ -89,6 +89,36 @@ pub struct PoolConfig {
     pub passive: PassiveConfig,
 }
 
+impl PoolConfig {
+    /// The targets as an operator wrote them, for start-up logs and `check-config`: one URL, or every
+    /// target with its weight and backup flag when it is not the default, and the balance.
+    pub fn describe(&self) -> String {
+        if let [only] = self.targets.as_slice() {
+            return only.upstream.url.to_string();
+        }
+        let targets: Vec<String> = self
+            .targets
+            .iter()
+            .map(|t| {
+                let mut s = t.upstream.url.to_string();
+                if t.weight != 1 {
+                    s.push_str(&format!(" weight {}", t.weight));
+                }
+                if t.backup {
+                    s.push_str(" (backup)");
+                }
+                s
+            })
+            .collect();
+        let balance = match self.balance {
+            Balance::RoundRobin => "round_robin",
+            Balance::LeastRequests => "least_requests",
+            Balance::User => "user",
+        };
+        format!("[{}] balance {balance}", targets.join(", "))
+    }
+}
+
 /// `routes[].upstreams` entries: a URL, or a table with a weight and the backup flag.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]

@@ -47,6 +47,16 @@ pub struct RouteConfig {
     pub local: Option<LocalTarget>,
 }
 
+impl RouteConfig {
+    /// Where the route sends requests, as the operator wrote it (start-up log, `check-config`).
+    pub fn describe_upstream(&self) -> String {
+        match self.local {
+            Some(local) => local.url().to_string(),
+            None => self.pool.describe(),
+        }
+    }
+}
+
 /// A route target the gateway answers itself instead of forwarding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LocalTarget {
