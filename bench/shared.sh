@@ -7,6 +7,8 @@
 #   FLOOR=1 bench/shared.sh         # then a second harness run with the hyper floor as the gateway target
 #   CONFIG=bench bench/shared.sh    # the gateway configured by bench/start-gateway.sh instead of the harness's
 #                                   # own example (shared/bench/examples/gateway-cmd.sh, the setup)
+#   CONFIG=feature BENCH_FEATURE=assertion bench/shared.sh   # the harness's config plus one feature
+#                                   # (gateway-cmd-feature.sh: shared, assertion, pool, pool-user)
 #   knobs: SHARED_BENCH=/work/shared/bench GW_BIN=... FLOOR_BIN=/tmp/hyper-floor/release/hyper-floor
 #          UPDATE_DOC=0 (only print the table)  SKIP_BUILD=1; anything run.sh reads (ROUNDS, LAYOUT, MEM, ...)
 #
@@ -31,7 +33,9 @@ newest_raw() { ls -t "$RESULTS_DIR"/*.raw 2>/dev/null | head -1 || true; }
 case "$CONFIG" in
   shared) export BENCH_GATEWAY_BIN=$GW_BIN; cmd="$SHARED_BENCH/examples/gateway-cmd.sh" ;;
   bench)  export GW_BIN; cmd="$HERE/start-gateway.sh" ;;
-  *) echo "CONFIG=shared|bench" >&2; exit 2 ;;
+  feature) export BENCH_GATEWAY_BIN=$GW_BIN BENCH_FEATURE=${BENCH_FEATURE:?CONFIG=feature needs BENCH_FEATURE}
+           cmd="$HERE/gateway-cmd-feature.sh" ;;
+  *) echo "CONFIG=shared|bench|feature" >&2; exit 2 ;;
 esac
 before=$(newest_raw)
 GATEWAY_CMD="$cmd" GATEWAY_PORT=${GATEWAY_PORT:-18090} "$SHARED_BENCH/run.sh"
