@@ -10,6 +10,7 @@
 #   TARGETS="gateway gateway-bench floor" bench/callgrind.sh
 #     gateway        the release gateway with shared/bench/examples/gateway-cmd.sh's configuration
 #     gateway-bench  the release gateway with bench/start-gateway.sh's configuration (login off, route "app")
+#     gateway-<f>    the harness's configuration plus feature <f> (gateway-cmd-feature.sh: assertion, pool, ...)
 #     floor          shared/bench/examples/hyper-floor (FLOOR_VERIFY=1), built per its README
 #   TOOL=strace bench/callgrind.sh     # instead: syscalls per request (strace -c -f attached after the warm-up)
 #   CACHE_SIM=1                         # callgrind also simulates caches (I1/D1/LL misses per request)
@@ -56,6 +57,7 @@ for t in $TARGETS; do
   case "$t" in
     gateway) cmd=(env BENCH_GATEWAY_BIN="$TMP/gw-under-valgrind" bash "$SHARED_BENCH/examples/gateway-cmd.sh") ;;
     gateway-bench) cmd=(env GW_BIN="$TMP/gw-under-valgrind" GW_CONF_DIR="$TMP/gwconf" "$HERE/start-gateway.sh") ;;
+    gateway-*) cmd=(env BENCH_GATEWAY_BIN="$TMP/gw-under-valgrind" BENCH_FEATURE="${t#gateway-}" bash "$HERE/gateway-cmd-feature.sh") ;;
     floor)
       [ -x "$FLOOR_BIN" ] || { echo "!! $FLOOR_BIN missing: build it per $SHARED_BENCH/examples/hyper-floor/README.md" >&2; exit 2; }
       cmd=("$TMP/floor-under-valgrind") ;;

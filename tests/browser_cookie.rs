@@ -2,7 +2,8 @@
 //! a navigation without a session goes to the login page and, after signing in, back to where it was going;
 //! the upstream gets the identity and never the gateway's cookie; another origin's form POST and WebSocket
 //! with the cookie are refused; logout sends the next navigation to the login page and kills a saved copy of
-//! the cookie; an expired session signs in again and comes back to the page it was going to.
+//! the cookie; an expired session signs in again and comes back to the page it was going to; a `return_to`
+//! pointing elsewhere leaves the browser on the gateway.
 
 mod support;
 
@@ -154,27 +155,37 @@ async fn with_cookie(url: &str, value: &str) -> u16 {
         .as_u16()
 }
 
+/// A gateway with the login page and cookie sessions in front of `up`, answering Cloudflare's always-pass test
+/// secret itself (any number of sign-ins with the stand-in's dummy token); `auth` is extra `[auth]` keys.
+async fn page_gateway(
+    auth: &str,
+    stand_in: &TurnstileStandIn,
+    users: &UsersFile,
+    up: &Upstream,
+) -> TestGateway {
+    let config = format!(
+        "[auth]\n{auth}[auth.cookie]\n\
+         [login]\nenabled = true\n[login.turnstile]\nsecret = \"{}\"\nsite_key = \"1x00000000000000000000AA\"\n\
+         [login.page]\nturnstile_script_url = \"{}\"\n[users]\nfile = {:?}\n{}",
+        support::turnstile::PASS_SECRET,
+        stand_in.script_url(),
+        users.path.display().to_string(),
+        route("/", &up.url(), ""),
+    );
+    TestGateway::start(&[&config]).await
+}
+
 #[tokio::test]
 async fn an_expired_session_signs_in_again_and_returns_to_the_page() {
     let Some(browser) = Browser::start().await else {
         return;
     };
     let users = UsersFile::new(&user("jdoe", argon2_cached(PASSWORD), true));
-    // Cloudflare's always-pass test secret, answered by the gateway itself: any number of sign-ins.
     let stand_in = TurnstileStandIn::start().await;
     let up = Upstream::echo().await;
     let ttl = Duration::from_secs(3);
-    let config = format!(
-        "[auth]\ntoken_ttl = \"{}s\"\nleeway = \"0s\"\n[auth.cookie]\n\
-         [login]\nenabled = true\n[login.turnstile]\nsecret = \"{}\"\nsite_key = \"1x00000000000000000000AA\"\n\
-         [login.page]\nturnstile_script_url = \"{}\"\n[users]\nfile = {:?}\n{}",
-        ttl.as_secs(),
-        support::turnstile::PASS_SECRET,
-        stand_in.script_url(),
-        users.path.display().to_string(),
-        route("/", &up.url(), ""),
-    );
-    let gw = TestGateway::start(&[&config]).await;
+    let auth = format!("token_ttl = \"{}s\"\nleeway = \"0s\"\n", ttl.as_secs());
+    let gw = page_gateway(&auth, &stand_in, &users, &up).await;
 
     browser.open(&gw.url("/reports")).await;
     sign_in(&browser).await;
@@ -203,5 +214,45 @@ async fn an_expired_session_signs_in_again_and_returns_to_the_page() {
     let here = browser.page.current_url().await.unwrap();
     assert_eq!((here.path(), here.query()), ("/orders", Some("id=7")));
     assert_eq!(up.last().all("x-auth-user"), ["jdoe"]);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn after_sign_in_a_return_to_elsewhere_stays_on_the_gateway() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let users = UsersFile::new(&user("jdoe", argon2_cached(PASSWORD), true));
+    let stand_in = TurnstileStandIn::start().await;
+    let up = Upstream::echo().await;
+    let gw = page_gateway("", &stand_in, &users, &up).await;
+    // "Elsewhere" is a real, reachable origin (the stand-in's), so a redirect there would visibly land.
+    let evil = format!("{}/blank.html", stand_in.addr);
+    let attempts = [
+        format!("//{evil}"),
+        format!("http://{evil}"),
+        format!("/\\{evil}"),
+        format!("/%5C{evil}"),
+        format!("%2F%2F{evil}"),
+        format!("javascript:alert(1)//{evil}"),
+    ];
+    for attempt in attempts {
+        browser.page.delete_all_cookies().await.unwrap();
+        let query: String = form_urlencoded::byte_serialize(attempt.as_bytes()).collect();
+        browser
+            .open(&gw.url(&format!("/login?return_to={query}")))
+            .await;
+        sign_in(&browser).await;
+        // Signed in (the upstream's page is shown) and still on the gateway's own origin.
+        browser.find("pre").await;
+        let here = browser.page.current_url().await.unwrap();
+        assert_eq!(
+            here.port(),
+            Some(gw.addr.port()),
+            "return_to {attempt:?} led to {here}"
+        );
+        assert_eq!(here.host_str(), Some("127.0.0.1"), "{attempt:?}: {here}");
+    }
+    assert!(stand_in.loads() > 0, "the page loaded the stand-in widget");
     browser.close().await;
 }
