@@ -12,7 +12,6 @@ use super::Identity;
 use crate::config::{AssertionConfig, AssertionSigningKey, IdentityConfig, RouteConfig};
 use crate::protocol::claims::{ASSERTION_TYP, RESERVED_CLAIMS};
 use bytes::Bytes;
-use dashmap::DashMap;
 use http::{HeaderName, HeaderValue};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{EncodingKey, Header};
@@ -50,7 +49,7 @@ pub struct Asserter {
     /// Per route (same index as the router's): its audience, or None when it gets no assertion.
     audiences: Vec<Option<String>>,
     /// Per route: signed assertions by the exact user token.
-    cache: Vec<DashMap<Box<str>, Signed>>,
+    cache: Vec<super::StrMap<Signed>>,
     cache_size: usize,
     jwks: Bytes,
 }
@@ -112,7 +111,7 @@ impl Asserter {
                 .iter()
                 .map(|r| (r.assertion && !r.public).then(|| r.assertion_audience.clone()))
                 .collect(),
-            cache: routes.iter().map(|_| DashMap::new()).collect(),
+            cache: routes.iter().map(|_| super::StrMap::default()).collect(),
             cache_size: cfg.cache_size,
             jwks: Bytes::from(jwks),
         })

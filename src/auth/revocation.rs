@@ -14,8 +14,8 @@
 //! a valid token, for the optional `auth.recheck_active`.
 
 use super::Identity;
+use super::StrMap;
 use crate::config::SessionsConfig;
-use dashmap::DashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -68,9 +68,9 @@ pub struct Seen {
 
 /// The local revocation table (see the module documentation).
 pub struct Revocations {
-    tokens: DashMap<Box<str>, u64>,
-    users: DashMap<Box<str>, Watermark>,
-    seen: DashMap<Box<str>, Seen>,
+    tokens: StrMap<u64>,
+    users: StrMap<Watermark>,
+    seen: StrMap<Seen>,
     max_tokens: AtomicUsize,
     max_users: AtomicUsize,
     max_token_lifetime: AtomicU64,
@@ -85,9 +85,9 @@ impl Revocations {
     /// An empty table with the configuration's bounds.
     pub fn new(sessions: &SessionsConfig, leeway: std::time::Duration) -> Revocations {
         let r = Revocations {
-            tokens: DashMap::new(),
-            users: DashMap::new(),
-            seen: DashMap::new(),
+            tokens: StrMap::default(),
+            users: StrMap::default(),
+            seen: StrMap::default(),
             max_tokens: AtomicUsize::new(0),
             max_users: AtomicUsize::new(0),
             max_token_lifetime: AtomicU64::new(0),

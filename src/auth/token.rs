@@ -46,7 +46,7 @@ pub struct TokenVerifier {
     /// that decided validity: the header (`alg`, `kid`, `typ`), the claims and the signature; the key set is
     /// this verifier's own, and a reload (which may remove a previous key) builds a new verifier with an
     /// empty table, so a token of a removed key can never be served from here.
-    verified: std::sync::Arc<dashmap::DashMap<Box<str>, Identity>>,
+    verified: std::sync::Arc<super::StrMap<Identity>>,
     /// Ended sessions, checked after every successful verification (cached or not), so the table above can
     /// never let a revoked token through.
     revocations: Option<std::sync::Arc<super::revocation::Revocations>>,
