@@ -43,8 +43,14 @@ pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle pooled upstream connections are closed after this (hyper-util's default).
 pub const UPSTREAM_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Idle pooled connections kept per upstream host.
-pub const UPSTREAM_POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// Idle pooled connections kept per upstream target (`routes[].max_idle_connections`). As many as the client
+/// connections a busy gateway serves at once (nginx is told the same with `keepalive 1024`): fewer, and at
+/// 1,000 concurrent clients connections returning to a full pool are closed and opened again, a TCP handshake
+/// on the request path. Idle ones cost the upstream a socket and the gateway a few KiB, and close after
+/// `UPSTREAM_POOL_IDLE_TIMEOUT`.
+pub const UPSTREAM_POOL_MAX_IDLE_PER_HOST: usize = 1024;
+/// Largest accepted `routes[].max_idle_connections`.
+pub const UPSTREAM_POOL_MAX_IDLE_LIMIT: usize = 65_536;
 
 /// Clock skew tolerated on `exp`/`nbf`/`iat`: the same operator runs issuer and verifier, so keep it small.
 pub const TOKEN_LEEWAY: Duration = Duration::from_secs(30);

@@ -795,3 +795,63 @@ async fn connection_beyond_max_connections_waits_for_a_free_slot() {
         .is_some());
     gw.stop().await;
 }
+
+/// GETs `path` with alice's token, reads the whole answer and returns its status.
+async fn fetch_all(c: &reqwest::Client, url: String) -> u16 {
+    let res = get_auth(c, url, &alice()).await;
+    let status = res.status().as_u16();
+    res.bytes().await.expect("the whole body");
+    status
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused_up_to_max_idle_connections() {
+    // Default: sequential requests (each on its own client connection) share kept-alive upstream connections.
+    let up = Upstream::echo().await;
+    let gw = TestGateway::start_routes(&[route("/", &up.url(), "")]).await;
+    let c = client();
+    for _ in 0..10 {
+        assert_eq!(fetch_all(&c, gw.url("/a")).await, 200);
+    }
+    assert!(
+        up.connections() <= 2,
+        "{} upstream connections for 10 sequential requests",
+        up.connections()
+    );
+    gw.stop().await;
+
+    // 16 requests in flight need 16 upstream connections; with 4 kept idle, the next wave of 16 reuses those
+    // 4 and opens 12 more.
+    let up = Upstream::echo().await;
+    let gw = TestGateway::start_routes(&[route("/", &up.url(), "max_idle_connections = 4")]).await;
+    let wave = || async {
+        let all = (0..16).map(|i| {
+            let c = client();
+            let url = gw.url(&format!("/slow/200?n={i}"));
+            async move { fetch_all(&c, url).await }
+        });
+        for status in futures_util::future::join_all(all).await {
+            assert_eq!(status, 200);
+        }
+        // Connections go back to the pool just after their answers: give that a moment.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    wave().await;
+    assert_eq!(up.connections(), 16);
+    wave().await;
+    assert_eq!(
+        up.connections(),
+        16 + 12,
+        "the second wave reused the 4 idle connections"
+    );
+    gw.stop().await;
+
+    // `0` keeps none: a connection per request.
+    let up = Upstream::echo().await;
+    let gw = TestGateway::start_routes(&[route("/", &up.url(), "max_idle_connections = 0")]).await;
+    for _ in 0..5 {
+        assert_eq!(fetch_all(&c, gw.url("/a")).await, 200);
+    }
+    assert_eq!(up.connections(), 5);
+    gw.stop().await;
+}

@@ -276,6 +276,7 @@ pub struct RouteFile {
     pub balance: Option<String>,
     pub max_attempts: Option<u32>,
     pub max_connections_per_target: Option<usize>,
+    pub max_idle_connections: Option<usize>,
     pub queue_timeout: Option<Dur>,
     pub health: Option<super::pool::HealthFile>,
     pub passive: Option<super::pool::PassiveFile>,

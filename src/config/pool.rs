@@ -482,6 +482,7 @@ mod tests {
             ("upstreams = [{ url = \"http://a:1\", backup = true }]", "routes[0].upstreams:"),
             ("upstream = \"http://a:1\"\nbalance = \"random\"", "routes[0].balance:"),
             ("upstream = \"http://a:1\"\nmax_attempts = 0", "routes[0].max_attempts:"),
+            ("upstream = \"http://a:1\"\nmax_idle_connections = 65537", "routes[0].max_idle_connections:"),
             ("upstream = \"http://a:1\"\n[routes.health]\ninterval = \"5s\"", "routes[0].health.path:"),
             ("upstream = \"http://a:1\"\n[routes.health]\npath = \"/h\"\nexpected_status = \"99-700\"", "routes[0].health.expected_status:"),
             ("upstream = \"http://a:1\"\n[routes.health]\npath = \"/h\"\ninterval = \"1s\"\ntimeout = \"2s\"", "routes[0].health.timeout:"),

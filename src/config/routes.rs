@@ -34,6 +34,8 @@ pub struct RouteConfig {
     pub request_buffer_bytes: usize,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// Idle keep-alive connections kept per target for reuse (0: a new connection per request).
+    pub max_idle_connections: usize,
     /// CA bundle that signs an https upstream's certificate (default: the public web PKI roots).
     pub ca_file: Option<PathBuf>,
     /// Accept `;` path parameters (Tomcat's `;jsessionid=`) in request paths; they are forwarded as sent.
@@ -201,6 +203,18 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
         }
     };
     let name = r.name.unwrap_or_else(|| format!("route{i}"));
+    let max_idle_connections = r
+        .max_idle_connections
+        .unwrap_or(defaults::UPSTREAM_POOL_MAX_IDLE_PER_HOST);
+    if max_idle_connections > defaults::UPSTREAM_POOL_MAX_IDLE_LIMIT {
+        return Err(ConfigError::invalid(
+            key("max_idle_connections"),
+            format!(
+                "{max_idle_connections}: at most {}",
+                defaults::UPSTREAM_POOL_MAX_IDLE_LIMIT
+            ),
+        ));
+    }
     let assertion_audience = match r.assertion_audience {
         Some(a) if a.trim().is_empty() || a.trim() != a => {
             return Err(ConfigError::invalid(
@@ -226,6 +240,7 @@ fn validate_route(i: usize, r: RouteFile, base: &Path) -> Result<RouteConfig, Co
             .unwrap_or(defaults::REQUEST_BUFFER_BYTES),
         connect_timeout: dur(r.connect_timeout, defaults::UPSTREAM_CONNECT_TIMEOUT),
         timeout: dur(r.timeout, defaults::UPSTREAM_TIMEOUT),
+        max_idle_connections,
         ca_file,
         allow_path_parameters: r.allow_path_parameters,
         assertion: r.assertion.unwrap_or(true),

@@ -69,7 +69,7 @@ pub fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> {
     Ok(Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(defaults::UPSTREAM_POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(defaults::UPSTREAM_POOL_MAX_IDLE_PER_HOST)
+        .pool_max_idle_per_host(route.max_idle_connections)
         .set_host(false)
         .build(https))
 }

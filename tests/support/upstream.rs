@@ -57,6 +57,8 @@ impl Seen {
 pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// TCP connections accepted so far (the echo upstream counts them).
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -96,17 +98,25 @@ impl Upstream {
         self.seen.lock().unwrap().len()
     }
 
+    /// How many TCP connections the echo upstream accepted (always 0 for the raw kinds).
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The echo upstream.
     pub async fn echo() -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let log = seen.clone();
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let counter = accepted.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let log = log.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(req, log.clone()));
@@ -116,7 +126,12 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, seen, task }
+        Upstream {
+            addr,
+            seen,
+            accepted,
+            task,
+        }
     }
 
     /// An address where nothing listens.
@@ -184,6 +199,7 @@ impl Upstream {
         Upstream {
             addr,
             seen: Arc::default(),
+            accepted: Arc::default(),
             task,
         }
     }
