@@ -371,8 +371,10 @@ async fn send_to_pool(
         if r.client_host.is_none() {
             headers::set_host(req.headers_mut(), target.host.clone());
         }
-        let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let sent = std::time::Instant::now();
+        // One clock read for both the attempt's budget and its latency.
+        let now = tokio::time::Instant::now();
+        let budget = deadline.saturating_duration_since(now);
+        let sent = now.into_std();
         let result = settle(pool, i, attempt(target, req, budget, &broken).await, sent);
         let e = match result {
             Ok(res) => return Ok((res, lease)),
