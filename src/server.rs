@@ -216,9 +216,8 @@ impl Gateway {
                 if parameters {
                     return Err(refuse_parameters());
                 }
-                return self
-                    .login_page(state, page, target, req, conn, cookies)
-                    .await;
+                // Boxed like the login: rare paths must not size every proxied request's future.
+                return Box::pin(self.login_page(state, page, target, req, conn, cookies)).await;
             }
         }
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
@@ -275,7 +274,7 @@ impl Gateway {
                 if req.method() != http::Method::POST {
                     return Err(GatewayError::MethodNotAllowed);
                 }
-                self.logout(state, &req, trace, cookies.as_ref()).await
+                Box::pin(self.logout(state, &req, trace, cookies.as_ref())).await
             }
             Routed::Jwks => match &state.jwks {
                 Some(doc) => Ok(crate::response::json(http::StatusCode::OK, doc.to_vec())),

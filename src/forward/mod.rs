@@ -124,7 +124,12 @@ pub async fn forward(
     let prefix = if upgrade || route.request_buffer_bytes == 0 || no_body {
         Prefix::default()
     } else {
-        let read = crate::body::read_prefix(&mut body, route.request_buffer_bytes);
+        // Boxed: only requests with a body wait here, and inline this state would enlarge (and be copied
+        // with) every request's future.
+        let read = Box::pin(crate::body::read_prefix(
+            &mut body,
+            route.request_buffer_bytes,
+        ));
         match tokio::time::timeout(out.body_timeout, read).await {
             Err(_) => return Err(UpstreamError::ClientBodyTimeout),
             Ok(Err(_)) => return Err(UpstreamError::ClientBody),
@@ -211,7 +216,8 @@ pub async fn forward(
         .await;
         (settle(pool, 0, result, sent)?, lease)
     } else {
-        send_to_pool(PoolRequest {
+        // Boxed for the same reason: single-target routes never enter the retry loop.
+        Box::pin(send_to_pool(PoolRequest {
             pool,
             parts,
             pq,
@@ -221,7 +227,7 @@ pub async fn forward(
             body,
             affinity: out.affinity,
             timeout: route.timeout,
-        })
+        }))
         .await?
     };
 
