@@ -155,14 +155,22 @@ async fn with_cookie(url: &str, value: &str) -> u16 {
         .as_u16()
 }
 
-/// A gateway with the login page and cookie sessions in front of `up`, answering Cloudflare's always-pass test
-/// secret itself (any number of sign-ins with the stand-in's dummy token); `auth` is extra `[auth]` keys.
-async fn page_gateway(
-    auth: &str,
-    stand_in: &TurnstileStandIn,
-    users: &UsersFile,
-    up: &Upstream,
-) -> TestGateway {
+/// A browser and a gateway with the login page and cookie sessions in front of an echo upstream, answering
+/// Cloudflare's always-pass test secret itself (any number of sign-ins with the stand-in's dummy token);
+/// `auth` is extra `[auth]` keys. None when there is no browser.
+struct PageScene {
+    browser: Browser,
+    gw: TestGateway,
+    up: Upstream,
+    stand_in: TurnstileStandIn,
+    _users: UsersFile,
+}
+
+async fn page_scene(auth: &str) -> Option<PageScene> {
+    let browser = Browser::start().await?;
+    let users = UsersFile::new(&user("jdoe", argon2_cached(PASSWORD), true));
+    let stand_in = TurnstileStandIn::start().await;
+    let up = Upstream::echo().await;
     let config = format!(
         "[auth]\n{auth}[auth.cookie]\n\
          [login]\nenabled = true\n[login.turnstile]\nsecret = \"{}\"\nsite_key = \"1x00000000000000000000AA\"\n\
@@ -172,23 +180,28 @@ async fn page_gateway(
         users.path.display().to_string(),
         route("/", &up.url(), ""),
     );
-    TestGateway::start(&[&config]).await
+    let gw = TestGateway::start(&[&config]).await;
+    Some(PageScene {
+        browser,
+        gw,
+        up,
+        stand_in,
+        _users: users,
+    })
 }
 
 #[tokio::test]
 async fn an_expired_session_signs_in_again_and_returns_to_the_page() {
-    let Some(browser) = Browser::start().await else {
-        return;
-    };
-    let users = UsersFile::new(&user("jdoe", argon2_cached(PASSWORD), true));
-    let stand_in = TurnstileStandIn::start().await;
-    let up = Upstream::echo().await;
     let ttl = Duration::from_secs(3);
     let auth = format!("token_ttl = \"{}s\"\nleeway = \"0s\"\n", ttl.as_secs());
-    let gw = page_gateway(&auth, &stand_in, &users, &up).await;
+    // The whole scene stays bound: a dropped stand-in or users file would end the sign-ins.
+    let Some(scene) = page_scene(&auth).await else {
+        return;
+    };
+    let (browser, gw, up) = (&scene.browser, &scene.gw, &scene.up);
 
     browser.open(&gw.url("/reports")).await;
-    sign_in(&browser).await;
+    sign_in(browser).await;
     let signed_in = Instant::now();
     assert!(browser.text("pre").await.contains("\"/reports\""));
     assert_eq!(up.last().all("x-auth-user"), ["jdoe"]);
@@ -208,24 +221,21 @@ async fn an_expired_session_signs_in_again_and_returns_to_the_page() {
         before,
         "an expired session reached the upstream"
     );
-    sign_in(&browser).await;
+    sign_in(browser).await;
     let shown = browser.text("pre").await;
     assert!(shown.contains("\"/orders\""), "{shown}");
     let here = browser.page.current_url().await.unwrap();
     assert_eq!((here.path(), here.query()), ("/orders", Some("id=7")));
     assert_eq!(up.last().all("x-auth-user"), ["jdoe"]);
-    browser.close().await;
+    scene.browser.close().await;
 }
 
 #[tokio::test]
 async fn after_sign_in_a_return_to_elsewhere_stays_on_the_gateway() {
-    let Some(browser) = Browser::start().await else {
+    let Some(scene) = page_scene("").await else {
         return;
     };
-    let users = UsersFile::new(&user("jdoe", argon2_cached(PASSWORD), true));
-    let stand_in = TurnstileStandIn::start().await;
-    let up = Upstream::echo().await;
-    let gw = page_gateway("", &stand_in, &users, &up).await;
+    let (browser, gw, stand_in) = (&scene.browser, &scene.gw, &scene.stand_in);
     // "Elsewhere" is a real, reachable origin (the stand-in's), so a redirect there would visibly land.
     let evil = format!("{}/blank.html", stand_in.addr);
     let attempts = [
@@ -242,7 +252,7 @@ async fn after_sign_in_a_return_to_elsewhere_stays_on_the_gateway() {
         browser
             .open(&gw.url(&format!("/login?return_to={query}")))
             .await;
-        sign_in(&browser).await;
+        sign_in(browser).await;
         // Signed in (the upstream's page is shown) and still on the gateway's own origin.
         browser.find("pre").await;
         let here = browser.page.current_url().await.unwrap();
@@ -254,5 +264,5 @@ async fn after_sign_in_a_return_to_elsewhere_stays_on_the_gateway() {
         assert_eq!(here.host_str(), Some("127.0.0.1"), "{attempt:?}: {here}");
     }
     assert!(stand_in.loads() > 0, "the page loaded the stand-in widget");
-    browser.close().await;
+    scene.browser.close().await;
 }
