@@ -149,9 +149,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         if config.login.enabled {
             // Connect, prepare the query (one parameter, the needed columns) and run it once.
             let store = gateway::users::sql::SqlStore::new(settings.clone());
-            let checked = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+            let checked = one_shot_runtime()
                 .map_err(|e| e.to_string())
                 .and_then(|rt| {
                     rt.block_on(async {
@@ -226,16 +224,20 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The runtime of a command that makes a few requests and exits (`check-config`, `healthcheck`, `revoke`).
+fn one_shot_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 fn healthcheck(url: &str) -> ExitCode {
     use hyper_util::client::legacy::{connect::HttpConnector, Client};
     let Ok(uri) = url.parse::<http::Uri>() else {
         eprintln!("error: {url:?} is not a URL");
         return ExitCode::from(2);
     };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+    let Ok(runtime) = one_shot_runtime() else {
         return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
@@ -294,10 +296,7 @@ fn revoke(
             }
         },
     };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+    let Ok(runtime) = one_shot_runtime() else {
         return ExitCode::FAILURE;
     };
     match runtime.block_on(gateway::admin::send_revoke(&base, &admin.0, body)) {
@@ -335,10 +334,7 @@ fn revoke_shared(
         },
         (None, None) => return ExitCode::from(2),
     };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+    let Ok(runtime) = one_shot_runtime() else {
         return ExitCode::FAILURE;
     };
     let outcome = runtime.block_on(async {
