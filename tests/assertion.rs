@@ -63,6 +63,24 @@ impl PyVerifier {
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// Presents `assertion` to this verifier directly (not through the gateway): its status and JSON answer.
+    async fn check(&self, assertion: &str) -> (u16, Value) {
+        let res = client()
+            .get(format!("{}/direct", self.url()))
+            .header(HEADER, assertion)
+            .send()
+            .await
+            .unwrap();
+        json_of(res).await
+    }
+}
+
+/// Asserts that a verifier refused with 401 and an error naming `reason`.
+fn assert_refused((status, answer): &(u16, Value), reason: &str) {
+    assert_eq!(*status, 401, "{answer}");
+    let error = answer["error"].as_str().unwrap_or("");
+    assert!(error.contains(reason), "{reason} not in {answer}");
 }
 
 /// A PKCS#8 private key PEM file of `alg` in `dir`; returns its path.
@@ -173,29 +191,9 @@ async fn upstreams_verify_with_an_independent_library(
 
     // Route A's assertion presented to route B's verifier: refused for its audience.
     let stolen = orders["assertion"].as_str().unwrap().to_string();
-    let res = c
-        .get(format!("{}/direct", s.billing.url()))
-        .header(HEADER, &stolen)
-        .send()
-        .await
-        .unwrap();
-    let (status, refused) = json_of(res).await;
-    assert_eq!(status, 401);
-    assert!(
-        refused["error"]
-            .as_str()
-            .unwrap()
-            .contains("InvalidAudience"),
-        "{refused}"
-    );
+    assert_refused(&s.billing.check(&stolen).await, "InvalidAudience");
     // ... while the verifier of its own audience accepts it directly (the refusal above was the audience).
-    let res = c
-        .get(format!("{}/direct", s.orders.url()))
-        .header(HEADER, &stolen)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(s.orders.check(&stolen).await.0, 200);
 
     // The assertion is not a credential for the gateway.
     assert_eq!(
@@ -261,21 +259,7 @@ async fn an_expired_assertion_is_refused_by_the_upstream() {
     let assertion = seen["assertion"].as_str().unwrap().to_string();
     // Past `exp` (2 s) with a margin for the verifier's whole-second clock.
     tokio::time::sleep(Duration::from_millis(3200)).await;
-    let res = c
-        .get(format!("{}/direct", s.orders.url()))
-        .header(HEADER, &assertion)
-        .send()
-        .await
-        .unwrap();
-    let (status, refused) = json_of(res).await;
-    assert_eq!(status, 401);
-    assert!(
-        refused["error"]
-            .as_str()
-            .unwrap()
-            .contains("ExpiredSignature"),
-        "{refused}"
-    );
+    assert_refused(&s.orders.check(&assertion).await, "ExpiredSignature");
     // The gateway does not hand out the expired one again: a fresh request gets a fresh assertion.
     let (status, again) = json_of(get_auth(&c, s.gw.url("/orders/1"), &bearer(&token)).await).await;
     assert_eq!(status, 200, "{again}");
