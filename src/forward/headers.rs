@@ -42,38 +42,74 @@ fn list_has(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
 
 /// Removes hop-by-hop fields; with `upgrade`, keeps `Upgrade` and re-sets `Connection: upgrade`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    if headers.contains_key(CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|s| s.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            if !(upgrade && name == UPGRADE) {
-                headers.remove(&name);
-            }
+    // One pass over the fields present (a handful) rather than one hash lookup per hop-by-hop name.
+    let mut present = 0u16;
+    for key in headers.keys() {
+        if let Some(i) = hop_by_hop_index(key.as_str()) {
+            present |= 1 << i;
         }
+    }
+    if present == 0 {
+        return;
+    }
+    if present & 1 != 0 {
+        remove_connection_named(headers, upgrade);
     }
     let upgrade_value = if upgrade {
         headers.remove(UPGRADE)
     } else {
         None
     };
-    // One pass over the fields present (a handful) rather than one hash lookup per hop-by-hop name.
-    let mut present = [false; HOP_BY_HOP.len()];
-    for key in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == key) {
-            present[i] = true;
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
         }
-    }
-    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
-        headers.remove(name);
     }
     if let Some(v) = upgrade_value {
         headers.insert(UPGRADE, v);
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// The position of a fixed hop-by-hop name in `HOP_BY_HOP` (`connection` first); a `match` on the
+/// lower-case name, so a request's ordinary fields are told apart by length and a compare or two.
+fn hop_by_hop_index(name: &str) -> Option<usize> {
+    match name {
+        "connection" => Some(0),
+        "keep-alive" => Some(1),
+        "proxy-connection" => Some(2),
+        "proxy-authenticate" => Some(3),
+        "proxy-authorization" => Some(4),
+        "te" => Some(5),
+        "trailer" => Some(6),
+        "transfer-encoding" => Some(7),
+        "upgrade" => Some(8),
+        _ => None,
+    }
+}
+
+/// Removes the fields `Connection` names. The usual `Connection: keep-alive` names only a fixed hop-by-hop
+/// field, which the caller removes anyway: such names are neither parsed nor collected.
+fn remove_connection_named(headers: &mut HeaderMap, upgrade: bool) {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for v in headers.get_all(CONNECTION) {
+        let Ok(s) = v.to_str() else { continue };
+        for t in s.split(',').map(str::trim) {
+            if HOP_BY_HOP
+                .iter()
+                .any(|h| t.eq_ignore_ascii_case(h.as_str()))
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(t.as_bytes()) {
+                named.push(name);
+            }
+        }
+    }
+    for name in named {
+        if !(upgrade && name == UPGRADE) {
+            headers.remove(&name);
+        }
     }
 }
 
@@ -155,9 +191,27 @@ pub struct Hop<'a> {
 
 /// Sets `X-Forwarded-For/Proto/Host` and appends `Via` (RFC 9110 §7.6.3).
 pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
+    // Which forwarding fields the client sent, from one pass over the names present: most requests carry
+    // none, and removing an absent field still hashes its name and probes the map.
+    let mut sent = Sent::default();
+    for key in headers.keys() {
+        match key.as_str() {
+            "x-forwarded-for" => sent.xff = true,
+            "x-forwarded-proto" => sent.proto = true,
+            "x-forwarded-host" => sent.host = true,
+            "forwarded" => sent.forwarded = true,
+            "x-real-ip" => sent.real_ip = true,
+            _ => {}
+        }
+    }
     let mut text = IpText::new();
     let peer = text.write(hop.peer);
-    let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| hop.trusted) {
+    let trusted_xff = if sent.xff && hop.trusted {
+        headers.get(&X_FORWARDED_FOR)
+    } else {
+        None
+    };
+    let xff = match trusted_xff {
         Some(prev) => {
             let mut v = Vec::with_capacity(prev.len() + 2 + peer.len());
             v.extend_from_slice(prev.as_bytes());
@@ -171,25 +225,32 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
         HeaderValue::from_bytes(peer).unwrap_or(HeaderValue::from_static("unknown"))
     });
     // A trusted proxy may send several XFF lines; they were folded into one above, so drop the rest.
-    headers.remove(&X_FORWARDED_FOR);
+    if sent.xff {
+        headers.remove(&X_FORWARDED_FOR);
+    }
     headers.insert(X_FORWARDED_FOR.clone(), xff);
-    if !(hop.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+    if !(hop.trusted && sent.proto) {
         let proto = if hop.tls { "https" } else { "http" };
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
-    if !(hop.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+    if !(hop.trusted && sent.host) {
         match hop.host {
             Some(h) => {
                 headers.insert(X_FORWARDED_HOST.clone(), h.clone());
             }
-            None => {
+            None if sent.host => {
                 headers.remove(&X_FORWARDED_HOST);
             }
+            None => {}
         }
     }
     if !hop.trusted {
-        headers.remove(FORWARDED);
-        headers.remove(&X_REAL_IP);
+        if sent.forwarded {
+            headers.remove(FORWARDED);
+        }
+        if sent.real_ip {
+            headers.remove(&X_REAL_IP);
+        }
     }
     let via = if hop.via == "2" {
         "2 gateway"
@@ -197,6 +258,16 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
         "1.1 gateway"
     };
     headers.append(VIA, HeaderValue::from_static(via));
+}
+
+/// The forwarding fields a request arrived with.
+#[derive(Default)]
+struct Sent {
+    xff: bool,
+    proto: bool,
+    host: bool,
+    forwarded: bool,
+    real_ip: bool,
 }
 
 /// An address as text, on the stack: every proxied request writes its peer into `X-Forwarded-For`, and the
@@ -289,6 +360,14 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn hop_by_hop_index_matches_the_list() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name.as_str()), Some(i), "{name}");
+        }
+        assert_eq!(hop_by_hop_index("host"), None);
     }
 
     #[test]
