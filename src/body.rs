@@ -212,6 +212,34 @@ impl Body for ClientBody {
     }
 }
 
+/// Where an upstream connection goes when the response body on it has ended: its target's idle list.
+pub trait ConnectionHome: Send + Sync {
+    /// Takes back a connection whose last response has been read to its end.
+    fn take_back(self: Arc<Self>, sender: hyper::client::conn::http1::SendRequest<ClientBody>);
+}
+
+/// An upstream connection lent to one response: given back (`give_back`) when its body has ended, dropped
+/// (closing the connection) when the body was abandoned or broke.
+pub struct Lent {
+    sender: hyper::client::conn::http1::SendRequest<ClientBody>,
+    home: Arc<dyn ConnectionHome>,
+}
+
+impl Lent {
+    /// Lends `sender`, to be given back to `home`.
+    pub fn new(
+        sender: hyper::client::conn::http1::SendRequest<ClientBody>,
+        home: Arc<dyn ConnectionHome>,
+    ) -> Lent {
+        Lent { sender, home }
+    }
+
+    /// Returns the connection to where it came from.
+    pub fn give_back(self) {
+        self.home.take_back(self.sender);
+    }
+}
+
 /// The upstream stopped sending its body for longer than the route's timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("upstream body stalled")]
@@ -226,17 +254,21 @@ pub struct UpstreamBody {
     timer: Option<Pin<Box<Sleep>>>,
     /// Whatever must live as long as the response body (a backend pool's slot on its target).
     _held: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// The upstream connection, given back to its pool once the body has ended (dropped, and so closed, if
+    /// the body broke or the client went away first).
+    lent: Option<Lent>,
 }
 
 impl UpstreamBody {
     /// Wraps an upstream body.
-    pub fn new(inner: Incoming, idle: Duration) -> UpstreamBody {
+    pub fn new(inner: Incoming, idle: Duration, lent: Lent) -> UpstreamBody {
         UpstreamBody {
             inner,
             idle,
             last_frame: Instant::now(),
             timer: None,
             _held: None,
+            lent: Some(lent),
         }
     }
 
@@ -258,7 +290,15 @@ impl Body for UpstreamBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.last_frame = Instant::now();
+                match &frame {
+                    None => {
+                        if let Some(lent) = this.lent.take() {
+                            lent.give_back();
+                        }
+                    }
+                    Some(Err(_)) => this.lent = None,
+                    Some(Ok(_)) => this.last_frame = Instant::now(),
+                }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => loop {
@@ -286,5 +326,17 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // A body of known length is not polled past its last byte (nor one that was empty): it has ended
+        // when nothing of it is left.
+        if let Some(lent) = self.lent.take() {
+            if self.inner.is_end_stream() {
+                lent.give_back();
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::auth::sessions::Sessions;
 use crate::auth::token::{TokenIssuer, TokenVerifier};
 use crate::config::{AssertionSigningKey, Config, IdentityConfig};
 use crate::cors::Cors;
-use crate::forward::client::ClientError;
+use crate::forward::connect::ClientError;
 use crate::forward::pool::health::HealthBook;
 use crate::forward::pool::Pool;
 use crate::forward::seats::UpgradeSeats;

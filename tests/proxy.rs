@@ -855,3 +855,60 @@ async fn upstream_connections_are_reused_up_to_max_idle_connections() {
     assert_eq!(up.connections(), 5);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn an_upstream_closing_idle_connections_costs_no_request() {
+    // A backend with a short keep-alive timeout closes connections the gateway keeps: the next request
+    // must go out on a new connection, not fail on the closed one.
+    let up = Upstream::closing_idle_after(Duration::from_millis(100)).await;
+    let gw = TestGateway::start_routes(&[route("/", &up.url(), "")]).await;
+    let c = client();
+    for _ in 0..2 {
+        assert_eq!(fetch_all(&c, gw.url("/a")).await, 200);
+    }
+    assert_eq!(
+        up.connections(),
+        1,
+        "back-to-back requests share a connection"
+    );
+    for round in 2..=4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            fetch_all(&c, gw.url("/a")).await,
+            200,
+            "after idle close {round}"
+        );
+        assert_eq!(up.connections(), round);
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_response_the_client_abandons_does_not_leave_its_connection_for_the_next() {
+    // The client reads the start of a large answer and goes away: the rest of that body is still on the
+    // upstream connection, so it must be closed, not handed to the next request.
+    let up = Upstream::echo().await;
+    let gw = TestGateway::start_routes(&[route("/", &up.url(), "")]).await;
+    let c = client();
+    let mut res = get_auth(&c, gw.url("/big/20000000"), &alice()).await;
+    assert_eq!(res.status(), 200);
+    let first = res
+        .chunk()
+        .await
+        .expect("a first chunk")
+        .expect("some body");
+    assert!(!first.is_empty());
+    drop(res);
+    for _ in 0..3 {
+        let res = get_auth(&c, gw.url("/after"), &alice()).await;
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.expect("the echo's JSON");
+        assert_eq!(body["path"], "/after");
+    }
+    assert_eq!(
+        up.connections(),
+        2,
+        "the abandoned connection was closed and one new connection served the rest"
+    );
+    gw.stop().await;
+}

@@ -5,7 +5,7 @@
 //! Upgrades (WebSocket) are spliced byte-for-byte once the upstream answers 101 (`splice`), within the
 //! terms the request was accepted on: the token's expiry, the idle timeout and a per-user seat (`seats`).
 
-pub mod client;
+pub mod connect;
 pub mod echo;
 pub mod headers;
 pub mod pool;
@@ -17,13 +17,14 @@ use crate::auth::Identity;
 use crate::body::{Prefix, ResBody};
 use crate::config::{IdentityConfig, RouteConfig};
 use crate::protocol::identity;
+use connect::ConnectError;
 use headers::Hop;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
+use pool::connections::SendError;
 use splice::UpgradeTerms;
-use std::error::Error as StdError;
 
 /// Why the upstream gave no usable response.
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +191,7 @@ pub async fn forward(
     }
 
     let pool = out.pool;
-    let (response, lease) = if pool.is_single() {
+    let ((response, connection), lease) = if pool.is_single() {
         let target = &pool.targets[0];
         if pool.pick(0, 0).is_none() {
             return Err(UpstreamError::NoHealthyTarget {
@@ -201,7 +202,7 @@ pub async fn forward(
             .lease(pool.counts_load(), pool.queue_timeout)
             .await
             .map_err(|_| UpstreamError::TargetBusy)?;
-        parts.uri = target_uri(target, pq)?;
+        parts.uri = Uri::from(pq);
         if client_host.is_none() {
             headers::set_host(&mut parts.headers, target.host.clone());
         }
@@ -254,21 +255,11 @@ pub async fn forward(
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, false);
     headers::strip_response(&mut parts.headers);
-    let mut body = crate::body::UpstreamBody::new(body, route.timeout);
+    let mut body = crate::body::UpstreamBody::new(body, route.timeout, connection);
     if !lease.is_empty() {
         body = body.holding(Box::new(lease));
     }
     Ok(Response::from_parts(parts, Either::Left(body)))
-}
-
-/// The absolute URI of `pq` on `target`.
-fn target_uri(target: &pool::target::Target, pq: PathAndQuery) -> Result<Uri, UpstreamError> {
-    Uri::builder()
-        .scheme(target.upstream.scheme.clone())
-        .authority(target.upstream.authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|e| UpstreamError::BadRequest(e.to_string()))
 }
 
 /// Sends one attempt within `budget`; a failure of the client's own body is the client's.
@@ -277,27 +268,32 @@ async fn attempt(
     req: Request<crate::body::ClientBody>,
     budget: std::time::Duration,
     client_broke: &std::sync::atomic::AtomicBool,
-) -> Result<Response<Incoming>, UpstreamError> {
+) -> Result<Sent, UpstreamError> {
     target.requests.inc();
-    match tokio::time::timeout(budget, target.client.request(req)).await {
+    match tokio::time::timeout(budget, target.conns.send(req)).await {
         Err(_) => Err(UpstreamError::Timeout),
         Ok(Err(_)) if client_broke.load(std::sync::atomic::Ordering::Relaxed) => {
             Err(UpstreamError::ClientBody)
         }
-        Ok(Err(e)) => Err(classify(&e)),
+        Ok(Err(SendError::Connect(ConnectError::Timeout))) => Err(UpstreamError::ConnectTimeout),
+        Ok(Err(SendError::Connect(e))) => Err(UpstreamError::Connect(e.to_string())),
+        Ok(Err(SendError::Protocol(e))) => Err(UpstreamError::Protocol(e)),
         Ok(Ok(r)) => Ok(r),
     }
 }
+
+/// A response head and the connection its body arrives on.
+type Sent = (Response<Incoming>, crate::body::Lent);
 
 /// Tells the pool how an attempt on target `i` went; passes the result on.
 fn settle(
     pool: &pool::Pool,
     i: usize,
-    result: Result<Response<Incoming>, UpstreamError>,
+    result: Result<Sent, UpstreamError>,
     sent: std::time::Instant,
-) -> Result<Response<Incoming>, UpstreamError> {
+) -> Result<Sent, UpstreamError> {
     match &result {
-        Ok(res) => pool.answered(i, res.status(), sent),
+        Ok((res, _)) => pool.answered(i, res.status(), sent),
         Err(
             e @ (UpstreamError::Connect(_)
             | UpstreamError::ConnectTimeout
@@ -339,9 +335,7 @@ fn idempotent(m: &http::Method) -> bool {
 /// never made (any method; the body is still unread), or a connection that broke before the response head
 /// for an idempotent method whose whole body was buffered. Never after a response head; all attempts share
 /// the route's timeout.
-async fn send_to_pool(
-    r: PoolRequest<'_>,
-) -> Result<(Response<Incoming>, pool::target::Lease), UpstreamError> {
+async fn send_to_pool(r: PoolRequest<'_>) -> Result<(Sent, pool::target::Lease), UpstreamError> {
     let pool = r.pool;
     let deadline = tokio::time::Instant::now() + r.timeout;
     let resend_after_sending = idempotent(&r.parts.method) && r.whole;
@@ -373,7 +367,7 @@ async fn send_to_pool(
         *req.method_mut() = r.parts.method.clone();
         *req.version_mut() = r.parts.version;
         *req.headers_mut() = r.parts.headers.clone();
-        *req.uri_mut() = target_uri(target, r.pq.clone())?;
+        *req.uri_mut() = Uri::from(r.pq.clone());
         if r.client_host.is_none() {
             headers::set_host(req.headers_mut(), target.host.clone());
         }
@@ -430,31 +424,4 @@ fn set_identity(
         }
     }
     Ok(())
-}
-
-fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
-    if e.is_connect() {
-        let mut source: Option<&(dyn StdError + 'static)> = e.source();
-        while let Some(s) = source {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                if io.kind() == std::io::ErrorKind::TimedOut {
-                    return UpstreamError::ConnectTimeout;
-                }
-            }
-            source = s.source();
-        }
-        return UpstreamError::Connect(chain(e));
-    }
-    UpstreamError::Protocol(chain(e))
-}
-
-fn chain(e: &dyn StdError) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

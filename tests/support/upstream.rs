@@ -11,7 +11,8 @@
 //! - anything else: 200 with JSON `{"method", "path", "query", "headers": {name: [values]}}`.
 //!
 //! Broken upstreams: `refusing()` (nothing listens), `hanging()` (accepts, never answers),
-//! `garbage()` (answers bytes that are not HTTP), `reset_mid_body()` (promises 1 MB, sends 10 KB, closes).
+//! `garbage()` (answers bytes that are not HTTP), `reset_mid_body()` (promises 1 MB, sends 10 KB, closes),
+//! `closing_idle_after(d)` (answers `ok` with keep-alive, but closes a connection idle for `d`).
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -98,7 +99,7 @@ impl Upstream {
         self.seen.lock().unwrap().len()
     }
 
-    /// How many TCP connections the echo upstream accepted (always 0 for the raw kinds).
+    /// How many TCP connections the upstream accepted.
     pub fn connections(&self) -> usize {
         self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -181,6 +182,30 @@ impl Upstream {
         .await
     }
 
+    /// Answers every request `200 ok` without `Connection: close`, as a keep-alive server does, and closes
+    /// a connection that stays idle for `idle` (as servers with a short keep-alive timeout do).
+    pub async fn closing_idle_after(idle: Duration) -> Upstream {
+        Self::raw(move |mut s| async move {
+            let mut buf = [0u8; 4096];
+            let mut head = Vec::new();
+            loop {
+                match tokio::time::timeout(idle, s.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+                    _ => return,
+                }
+                // The gateway forwards GETs without a body: a request ends with its head.
+                while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                    head.drain(..end + 4);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .await
+    }
+
     async fn raw<F, Fut>(per_conn: F) -> Upstream
     where
         F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
@@ -188,18 +213,21 @@ impl Upstream {
     {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let counter = accepted.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(per_conn(tcp));
             }
         });
         Upstream {
             addr,
             seen: Arc::default(),
-            accepted: Arc::default(),
+            accepted,
             task,
         }
     }

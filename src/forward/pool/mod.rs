@@ -10,14 +10,16 @@
 //! request counter): no lock, no allocation, no balancing.
 
 pub mod balance;
+pub mod connections;
 pub mod health;
 pub mod target;
 
 use crate::config::{Balance, HealthCheckConfig, PassiveConfig, RouteConfig};
-use crate::forward::client::ClientError;
+use crate::forward::connect::ClientError;
 use crate::metrics::{Metrics, RetryLabels, RouteName, TargetErrorLabels};
 use balance::Candidates;
 use health::{now_ms, HealthBook, TargetHealth};
+use http_body_util::BodyExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use target::Target;
@@ -71,7 +73,7 @@ impl Pool {
                 .iter()
                 .map(|t| {
                     AbortOnDropHandle::new(rt.spawn(check_loop(
-                        t.client.clone(),
+                        t.conns.clone(),
                         t.upstream.clone(),
                         t.host.clone(),
                         t.health.clone(),
@@ -242,18 +244,18 @@ pub fn health_keys(routes: &[RouteConfig]) -> Vec<(RouteName, String)> {
         .collect()
 }
 
+/// The most of a health page's body read so that its connection can be kept.
+const HEALTH_BODY_LIMIT: usize = 64 * 1024;
+
 /// Asks one target's health page every `interval` until the pool is dropped.
 async fn check_loop(
-    client: crate::forward::client::UpstreamClient,
+    conns: Arc<connections::Connections>,
     upstream: crate::config::Upstream,
     host: http::HeaderValue,
     health: Arc<TargetHealth>,
     check: HealthCheckConfig,
 ) {
-    let uri = format!(
-        "{}://{}{}{}",
-        upstream.scheme, upstream.authority, upstream.base_path, check.path
-    );
+    let uri = format!("{}{}", upstream.base_path, check.path);
     let mut tick = tokio::time::interval(check.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -266,13 +268,19 @@ async fn check_loop(
             health.checked(&check, false, "health check URL is not valid");
             return;
         };
-        match tokio::time::timeout(check.timeout, client.request(req)).await {
+        match tokio::time::timeout(check.timeout, conns.send(req)).await {
             Err(_) => health.checked(&check, false, "timeout"),
             Ok(Err(e)) => health.checked(&check, false, &e.to_string()),
-            Ok(Ok(res)) => {
+            Ok(Ok((res, connection))) => {
                 let status = res.status().as_u16();
                 let passed = check.expected_status.contains(&status);
                 health.checked(&check, passed, &format!("status {status}"));
+                // A short answer read to its end leaves its connection fit for traffic; any other is closed.
+                let body = http_body_util::Limited::new(res.into_body(), HEALTH_BODY_LIMIT);
+                let read = tokio::time::timeout(check.timeout, body.collect()).await;
+                if matches!(read, Ok(Ok(_))) {
+                    connection.give_back();
+                }
             }
         }
     }

@@ -1,8 +1,9 @@
 //! One target of a pool: its pooled client, its share of traffic, its slots and its counters.
 
+use super::connections::Connections;
 use super::health::TargetHealth;
 use crate::config::{RouteConfig, TargetConfig, Upstream};
-use crate::forward::client::{self, ClientError, UpstreamClient};
+use crate::forward::connect::ClientError;
 use crate::metrics::{Metrics, RouteName, TargetLabels};
 use http::HeaderValue;
 use prometheus_client::metrics::counter::Counter;
@@ -19,8 +20,8 @@ pub struct Target {
     pub host: HeaderValue,
     pub weight: u32,
     pub backup: bool,
-    /// Its own connection pool, so one slow server cannot hold the others' idle connections.
-    pub client: UpstreamClient,
+    /// Its own kept-alive connections, so one slow server cannot hold the others' idle connections.
+    pub conns: Arc<Connections>,
     pub health: Arc<TargetHealth>,
     /// Requests in flight (from send to the end of the response body), for `least_requests`.
     in_flight: Arc<AtomicUsize>,
@@ -75,7 +76,7 @@ impl Target {
             upstream: t.upstream.clone(),
             weight: t.weight,
             backup: t.backup,
-            client: client::build(route)?,
+            conns: Connections::new(route, &t.upstream)?,
             health,
             in_flight: Arc::new(AtomicUsize::new(0)),
             slots: (limit > 0).then(|| Arc::new(Semaphore::new(limit))),
