@@ -343,7 +343,7 @@ impl Gateway {
                     )
                     .map_err(GatewayError::Asset);
                 }
-                let upgrade = self.upgrade_terms(state, &req, identity.as_ref())?;
+                let upgrade = self.upgrade_terms(state, &req, identity.as_deref())?;
                 let hop = Hop {
                     peer: conn.peer.ip(),
                     trusted: state.is_trusted(conn.peer.ip()),
@@ -376,7 +376,7 @@ impl Gateway {
                     identity_names: &state.identity_names,
                     untrusted_names: &state.untrusted_names,
                     body_timeout: state.config.server.body_timeout,
-                    identity: identity.as_ref(),
+                    identity: identity.as_deref(),
                     upgrade,
                     assertion,
                 };
@@ -419,7 +419,7 @@ impl Gateway {
             c.check(req.method(), req.headers())?;
         }
         let revocation = logout::revocation_for(&id, state.config.auth.leeway.as_secs());
-        trace.user = Some(id.sub).filter(|_| state.access_log);
+        trace.user = Some(id.sub.clone()).filter(|_| state.access_log);
         self.shared
             .lasting
             .sessions

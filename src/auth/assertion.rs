@@ -212,7 +212,9 @@ mod tests {
         extra.insert("exp".into(), json!(1));
         Identity {
             sub: "alice".into(),
+            sub_value: http::HeaderValue::from_static("alice"),
             name: Some("Alice".into()),
+            name_value: Some(http::HeaderValue::from_static("Alice")),
             extra: Some(extra),
             exp,
             jti: Some("jti-1".into()),

@@ -39,7 +39,7 @@ pub fn authenticate(
     headers: &HeaderMap,
     verifier: &TokenVerifier,
     max_token_bytes: usize,
-) -> Result<Identity, AuthError> {
+) -> Result<std::sync::Arc<Identity>, AuthError> {
     let token = extract(headers, max_token_bytes)?;
     verifier.verify(token).map_err(AuthError::Invalid)
 }

@@ -35,8 +35,12 @@ pub type StrMap<V> = dashmap::DashMap<Box<str>, V, foldhash::fast::RandomState>;
 pub struct Identity {
     /// The `sub` claim: the user name.
     pub sub: String,
+    /// `sub` as the user header's value, made once when the token is first verified.
+    pub sub_value: http::HeaderValue,
     /// The `name` claim, if any.
     pub name: Option<String>,
+    /// `name` as the name header's value.
+    pub name_value: Option<http::HeaderValue>,
     /// All other claims, decoded only when `[identity.claims]` passes some upstream.
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
     /// The `exp` claim, in seconds since the epoch: an upgraded connection this token opened is closed then

@@ -366,7 +366,9 @@ mod tests {
     fn id(sub: &str, jti: Option<&str>, iat: u64) -> Identity {
         Identity {
             sub: sub.into(),
+            sub_value: http::HeaderValue::from_str(sub).unwrap(),
             name: None,
+            name_value: None,
             extra: None,
             exp: iat + 1800,
             jti: jti.map(Into::into),

@@ -26,8 +26,8 @@ pub enum Via {
 /// keys the per-token caches downstream, e.g. the identity assertion's).
 #[derive(Debug)]
 pub struct Authenticated<'h> {
-    /// Who the token names.
-    pub identity: Identity,
+    /// Who the token names (shared with the verified-token table: no copy per request).
+    pub identity: std::sync::Arc<Identity>,
     /// Where the token came from.
     pub via: Via,
     /// The token as sent, borrowed from the request's headers.

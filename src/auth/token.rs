@@ -46,7 +46,7 @@ pub struct TokenVerifier {
     /// that decided validity: the header (`alg`, `kid`, `typ`), the claims and the signature; the key set is
     /// this verifier's own, and a reload (which may remove a previous key) builds a new verifier with an
     /// empty table, so a token of a removed key can never be served from here.
-    verified: std::sync::Arc<super::StrMap<Identity>>,
+    verified: std::sync::Arc<super::StrMap<std::sync::Arc<Identity>>>,
     /// Ended sessions, checked after every successful verification (cached or not), so the table above can
     /// never let a revoked token through.
     revocations: Option<std::sync::Arc<super::revocation::Revocations>>,
@@ -174,7 +174,7 @@ impl TokenVerifier {
     }
 
     /// Verifies a compact JWS and returns who it names.
-    pub fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+    pub fn verify(&self, token: &str) -> Result<std::sync::Arc<Identity>, TokenError> {
         let now = now_secs();
         let identity = match self.verified.get(token) {
             // Same rule as the full check: valid while exp + leeway has not passed.
@@ -202,7 +202,11 @@ impl TokenVerifier {
         }
     }
 
-    fn verify_uncached(&self, token: &str, now: u64) -> Result<Identity, TokenError> {
+    fn verify_uncached(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<std::sync::Arc<Identity>, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| map_error(&e))?;
         if header.typ.as_deref().is_some_and(is_assertion_typ) {
             return Err(TokenError::Type);
@@ -226,13 +230,18 @@ impl TokenVerifier {
             .sub
             .filter(|s| !s.is_empty())
             .ok_or(TokenError::Claims)?;
-        // Fail closed: the upstream learns who the caller is only from these headers.
-        let header_ok = |text: &str| identity::identity_value(text).is_some();
+        // Fail closed: the upstream learns who the caller is only from these headers. The values are kept, so
+        // a request with a token seen before sets them without checking or copying the text again.
         let claims_ok = self.header_claims.iter().all(|claim| {
             identity::claim_text(extra.as_ref().and_then(|e| e.get(claim)))
-                .is_none_or(|t| header_ok(&t))
+                .is_none_or(|t| identity::identity_value(&t).is_some())
         });
-        if !header_ok(&sub) || !core.name.as_deref().is_none_or(header_ok) || !claims_ok {
+        let sub_value = identity::identity_value(&sub).ok_or(TokenError::HeaderValue)?;
+        let name_value = match core.name.as_deref() {
+            Some(name) => Some(identity::identity_value(name).ok_or(TokenError::HeaderValue)?),
+            None => None,
+        };
+        if !claims_ok {
             return Err(TokenError::HeaderValue);
         }
         // `exp` was validated as present, numeric and not passed by the library, so this refuses nothing the
@@ -241,15 +250,17 @@ impl TokenVerifier {
             .exp
             .filter(|e| e.is_finite() && *e >= 0.0)
             .ok_or(TokenError::Claims)? as u64;
-        let identity = Identity {
+        let identity = std::sync::Arc::new(Identity {
             sub,
+            sub_value,
             name: core.name,
+            name_value,
             extra,
             exp,
             jti: core.jti.and_then(|j| j.as_str().map(Into::into)),
             // Checked finite and not in the future above; a negative or fractional one rounds toward 0.
             iat: core.iat.map_or(0, |i| i.max(0.0) as u64),
-        };
+        });
         if self.verified.len() >= VERIFIED_TOKENS_MAX {
             self.verified.clear();
         }
@@ -385,7 +396,7 @@ mod tests {
         let id = v.verify(&token).unwrap();
         assert_eq!(id.sub, "jdoe");
         assert_eq!(id.name.as_deref(), Some("jdoe"));
-        assert_eq!(id.extra.unwrap()["role"], "admin");
+        assert_eq!(id.extra.as_ref().unwrap()["role"], "admin");
     }
 
     #[test]
