@@ -93,303 +93,326 @@ impl Gateway {
     }
 
     /// Answers one request; never fails.
-    pub async fn handle(&self, mut req: Request<Incoming>, conn: ConnInfo) -> Response<ResBody> {
-        let started = Instant::now();
-        // In-flight requests keep the state they started with across a reload.
-        let state = self.shared.current();
-        let origin = state.cors.allowed_origin(req.headers());
-        let method = req.method().clone();
-        let request_id = request_id(&state, &req, conn);
-        req.headers_mut()
-            .insert(X_REQUEST_ID.clone(), request_id.clone());
-        let path_for_log = state.access_log.then(|| req.uri().path().to_string());
-        let mut trace = Trace::default();
-        let mut res = match self
-            .try_handle(&state, req, conn, origin.is_some(), &mut trace)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                match &e {
-                    GatewayError::Upstream(
-                        u @ (crate::forward::UpstreamError::ClientBody
-                        | crate::forward::UpstreamError::ClientBodyTimeout),
-                    ) => {
-                        tracing::debug!(request_id = ?request_id, peer = %conn.peer, %method, error = %u, "client request body broke or stalled")
+    #[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice
+    pub fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> impl std::future::Future<Output = Response<ResBody>> + '_ {
+        // Not an `async fn`, which would keep `req` twice (see `forward::forward`).
+        async move {
+            let started = Instant::now();
+            // In-flight requests keep the state they started with across a reload.
+            let state = self.shared.current();
+            let origin = state.cors.allowed_origin(req.headers());
+            let method = req.method().clone();
+            let request_id = request_id(&state, &req, conn);
+            req.headers_mut()
+                .insert(X_REQUEST_ID.clone(), request_id.clone());
+            let path_for_log = state.access_log.then(|| req.uri().path().to_string());
+            let mut trace = Trace::default();
+            let mut res = match self
+                .try_handle(&state, req, conn, origin.is_some(), &mut trace)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    match &e {
+                        GatewayError::Upstream(
+                            u @ (crate::forward::UpstreamError::ClientBody
+                            | crate::forward::UpstreamError::ClientBodyTimeout),
+                        ) => {
+                            tracing::debug!(request_id = ?request_id, peer = %conn.peer, %method, error = %u, "client request body broke or stalled")
+                        }
+                        GatewayError::Upstream(u) => {
+                            state
+                                .metrics
+                                .upstream_errors
+                                .get_or_create(&crate::metrics::KindLabels { kind: u.kind() })
+                                .inc();
+                            tracing::warn!(request_id = ?request_id, peer = %conn.peer, %method, kind = u.kind(), error = %u, "upstream failed")
+                        }
+                        other => {
+                            tracing::debug!(request_id = ?request_id, peer = %conn.peer, %method, error = %other, "request refused")
+                        }
                     }
-                    GatewayError::Upstream(u) => {
-                        state
-                            .metrics
-                            .upstream_errors
-                            .get_or_create(&crate::metrics::KindLabels { kind: u.kind() })
-                            .inc();
-                        tracing::warn!(request_id = ?request_id, peer = %conn.peer, %method, kind = u.kind(), error = %u, "upstream failed")
-                    }
-                    other => {
-                        tracing::debug!(request_id = ?request_id, peer = %conn.peer, %method, error = %other, "request refused")
-                    }
+                    e.into_response()
                 }
-                e.into_response()
+            };
+            if let Some(o) = origin {
+                state.cors.decorate(o, &mut res);
             }
-        };
-        if let Some(o) = origin {
-            state.cors.decorate(o, &mut res);
+            res.headers_mut()
+                .insert(X_REQUEST_ID.clone(), request_id.clone());
+            let took = started.elapsed();
+            let route = trace.route.as_ref().unwrap_or(&ROUTE_NONE);
+            match trace.route_index {
+                Some(i) => {
+                    state.route_metrics[i].request(&state.metrics, &method, res.status(), took)
+                }
+                None => state.metrics.request(route, &method, res.status(), took),
+            }
+            if let Some(path) = path_for_log {
+                tracing::info!(
+                    target: "access",
+                    request_id = request_id.to_str().unwrap_or("-"),
+                    client = %conn.peer.ip(),
+                    method = %method,
+                    path = %path,
+                    route = %route,
+                    status = res.status().as_u16(),
+                    bytes = res.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-"),
+                    duration_ms = took.as_secs_f64() * 1000.0,
+                    upstream_ms = trace.upstream.map(|d| d.as_secs_f64() * 1000.0),
+                    user = trace.user.as_deref(),
+                );
+            }
+            res
         }
-        res.headers_mut()
-            .insert(X_REQUEST_ID.clone(), request_id.clone());
-        let took = started.elapsed();
-        let route = trace.route.as_ref().unwrap_or(&ROUTE_NONE);
-        match trace.route_index {
-            Some(i) => state.route_metrics[i].request(&state.metrics, &method, res.status(), took),
-            None => state.metrics.request(route, &method, res.status(), took),
-        }
-        if let Some(path) = path_for_log {
-            tracing::info!(
-                target: "access",
-                request_id = request_id.to_str().unwrap_or("-"),
-                client = %conn.peer.ip(),
-                method = %method,
-                path = %path,
-                route = %route,
-                status = res.status().as_u16(),
-                bytes = res.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-"),
-                duration_ms = took.as_secs_f64() * 1000.0,
-                upstream_ms = trace.upstream.map(|d| d.as_secs_f64() * 1000.0),
-                user = trace.user.as_deref(),
-            );
-        }
-        res
     }
 
-    async fn try_handle(
-        &self,
-        state: &State,
+    #[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice
+    fn try_handle<'a>(
+        &'a self,
+        state: &'a State,
         mut req: Request<Incoming>,
         conn: ConnInfo,
         origin_allowed: bool,
-        trace: &mut Trace,
-    ) -> Result<Response<ResBody>, GatewayError> {
-        let host = request_host(&req)?;
-        let path = path::normalise(req.uri().path()).map_err(BadRequest::Path)?;
-        path::screen(&path).map_err(BadRequest::Path)?;
-        // Routes are chosen without `;` parameters; whether the path may carry them depends on the route.
-        let parameters = path::has_parameters(&path);
-        let refuse_parameters = || GatewayError::from(BadRequest::Path(PathError::Parameters));
-        if origin_allowed && Cors::is_preflight(req.method(), req.headers()) {
-            trace.route = Some(ROUTE_INTERNAL.clone());
-            return Ok(state.cors.preflight());
-        }
-        // The rare paths are boxed (health here, login below): their futures would otherwise size every
-        // proxied request's future, which is moved and allocated per request.
-        let health_path = path == crate::health::HEALTHZ || path == crate::health::READYZ;
-        if state.health_on_main && health_path {
-            if let Some(res) =
-                Box::pin(crate::health::answer(&self.shared, req.method(), &path)).await
-            {
+        trace: &'a mut Trace,
+    ) -> impl std::future::Future<Output = Result<Response<ResBody>, GatewayError>> + 'a {
+        async move {
+            let host = request_host(&req)?;
+            let path = path::normalise(req.uri().path()).map_err(BadRequest::Path)?;
+            path::screen(&path).map_err(BadRequest::Path)?;
+            // Routes are chosen without `;` parameters; whether the path may carry them depends on the route.
+            let parameters = path::has_parameters(&path);
+            let refuse_parameters = || GatewayError::from(BadRequest::Path(PathError::Parameters));
+            if origin_allowed && Cors::is_preflight(req.method(), req.headers()) {
                 trace.route = Some(ROUTE_INTERNAL.clone());
-                return Ok(res);
+                return Ok(state.cors.preflight());
             }
-        }
-        if crate::assets::is_reserved(&path) {
-            trace.route = Some(ROUTE_INTERNAL.clone());
-            return crate::assets::gateway_file(req.method(), req.headers(), &path, &state.config)
+            // The rare paths are boxed (health here, login below): their futures would otherwise size every
+            // proxied request's future, which is moved and allocated per request.
+            let health_path = path == crate::health::HEALTHZ || path == crate::health::READYZ;
+            if state.health_on_main && health_path {
+                if let Some(res) =
+                    Box::pin(crate::health::answer(&self.shared, req.method(), &path)).await
+                {
+                    trace.route = Some(ROUTE_INTERNAL.clone());
+                    return Ok(res);
+                }
+            }
+            if crate::assets::is_reserved(&path) {
+                trace.route = Some(ROUTE_INTERNAL.clone());
+                return crate::assets::gateway_file(
+                    req.method(),
+                    req.headers(),
+                    &path,
+                    &state.config,
+                )
                 .map_err(GatewayError::Asset);
-        }
-        let cookies = state.config.cookie.as_ref().map(|c| {
-            let arrival = Arrival {
-                tls: conn.tls,
-                trusted: state.is_trusted(conn.peer.ip()),
-                loopback: is_loopback(conn.peer.ip()),
-                headers: req.headers(),
-                host: host.as_ref(),
-            };
-            CookieSession {
-                name: c.name.as_str(),
-                secure: arrival.secure(),
-                own_origin: arrival.own_origin(),
-                allowed: &c.allowed_origins,
             }
-        });
-        if let (Some(page), Some(cookies)) = (&state.page, &cookies) {
-            if let Some(target) = page.target(&path) {
-                trace.route = Some(ROUTE_LOGIN_PAGE.clone());
-                if parameters {
-                    return Err(refuse_parameters());
-                }
-                // Boxed like the login: rare paths must not size every proxied request's future.
-                return Box::pin(self.login_page(state, page, target, req, conn, cookies)).await;
-            }
-        }
-        let host_str = host.as_ref().and_then(|h| h.to_str().ok());
-        match state.router.route(host_str, &path) {
-            Routed::Login
-            | Routed::Logout
-            | Routed::Jwks
-            | Routed::AssertionJwks
-            | Routed::NotFound
-                if parameters =>
-            {
-                Err(refuse_parameters())
-            }
-            Routed::Login => {
-                trace.route = Some(ROUTE_LOGIN.clone());
-                let Some(login) = &state.login else {
-                    return Err(GatewayError::NotFound);
-                };
-                if req.method() != http::Method::POST {
-                    return Err(GatewayError::MethodNotAllowed);
-                }
-                let wants_cookie = req
-                    .headers()
-                    .get(&GATEWAY_SESSION)
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cookie"));
-                let set_cookie = match (&cookies, wants_cookie) {
-                    // Refused before the login runs, so no captcha is spent on a cookie that cannot be set.
-                    (Some(c), true) if !c.secure => return Err(GatewayError::InsecureCookie),
-                    (Some(c), true) => Some(c.name),
-                    _ => None,
-                };
-                let ip = client_ip(state, &req, conn);
-                match Box::pin(login.handle(req, ip)).await {
-                    Ok(issued) => {
-                        state.metrics.login("success");
-                        let mut res = issued.json_response()?;
-                        if let Some(v) = set_cookie.and_then(|name| {
-                            session::set_cookie(name, &issued.token, issued.expires_in.as_secs())
-                        }) {
-                            res.headers_mut().insert(http::header::SET_COOKIE, v);
-                        }
-                        Ok(res)
-                    }
-                    Err(e) => {
-                        // The only places the causes are told apart: this log line and the metrics.
-                        state.metrics.login(e.outcome());
-                        tracing::info!(client = %ip, outcome = e.outcome(), reason = %e, "login refused");
-                        Err(e.into())
-                    }
-                }
-            }
-            Routed::Logout => {
-                trace.route = Some(ROUTE_LOGOUT.clone());
-                if req.method() != http::Method::POST {
-                    return Err(GatewayError::MethodNotAllowed);
-                }
-                Box::pin(self.logout(state, &req, trace, cookies.as_ref())).await
-            }
-            Routed::Jwks => match &state.jwks {
-                Some(doc) => Ok(crate::response::json(http::StatusCode::OK, doc.to_vec())),
-                None => Err(GatewayError::NotFound),
-            },
-            Routed::AssertionJwks => match &state.asserter {
-                Some(a) => Ok(crate::response::json(
-                    http::StatusCode::OK,
-                    a.jwks().to_vec(),
-                )),
-                None => Err(GatewayError::NotFound),
-            },
-            Routed::NotFound => {
-                // Authenticate first so that unauthenticated callers cannot probe which routes exist.
-                identify(state, &req, cookies.as_ref())?;
-                Err(GatewayError::NotFound)
-            }
-            Routed::Upstream {
-                index,
-                route,
-                upstream_path,
-            } => {
-                trace.route = Some(state.route_names[index].clone());
-                trace.route_index = Some(index);
-                // Before authentication: the path is refused whoever asks.
-                if parameters && !route.allow_path_parameters {
-                    return Err(refuse_parameters());
-                }
-                let (identity, assertion) = if route.public {
-                    (None, None)
-                } else {
-                    let caller = identify(state, &req, cookies.as_ref())?;
-                    if let (Via::Cookie, Some(c)) = (caller.via, &cookies) {
-                        c.check(req.method(), req.headers())?;
-                    }
-                    // Before the cookie is removed below: the exact token, Bearer or cookie, keys the
-                    // signing cache (the same token means the same identity).
-                    let assertion = match &state.asserter {
-                        Some(a) => a
-                            .for_request(index, Some(caller.token), &caller.identity)
-                            .map_err(GatewayError::Assertion)?
-                            .map(|v| (a.header(), v)),
-                        None => None,
-                    };
-                    (Some(caller.identity), assertion)
-                };
-                // The session cookie is the gateway's credential, never the backend's: gone on every route.
-                if let Some(c) = &cookies {
-                    crate::protocol::cookie::remove(req.headers_mut(), c.name);
-                }
-                trace.user = identity
-                    .as_ref()
-                    .map(|i| i.sub.clone())
-                    .filter(|_| state.access_log);
-                if route.local == Some(crate::config::LocalTarget::ExampleSpa) {
-                    let rest = if route.prefix == "/" {
-                        path.as_str()
-                    } else {
-                        path.get(route.prefix.len()..).unwrap_or("")
-                    };
-                    return crate::assets::example_spa(
-                        req.method(),
-                        req.headers(),
-                        rest,
-                        &state.config,
-                    )
-                    .map_err(GatewayError::Asset);
-                }
-                let upgrade = self.upgrade_terms(state, &req, identity.as_deref())?;
-                let hop = Hop {
-                    peer: conn.peer.ip(),
-                    trusted: state.is_trusted(conn.peer.ip()),
+            let cookies = state.config.cookie.as_ref().map(|c| {
+                let arrival = Arrival {
                     tls: conn.tls,
+                    trusted: state.is_trusted(conn.peer.ip()),
+                    loopback: is_loopback(conn.peer.ip()),
+                    headers: req.headers(),
                     host: host.as_ref(),
-                    via: if req.version() == Version::HTTP_2 {
-                        "2"
-                    } else {
-                        "1.1"
-                    },
                 };
-                let pool = &state.pools[index];
-                let affinity = if pool.balance == crate::config::Balance::User {
-                    match &identity {
-                        Some(id) => forward::pool::balance::hash_bytes(id.sub.as_bytes()),
-                        None => forward::pool::balance::hash_bytes(
-                            client_ip(state, &req, conn).to_string().as_bytes(),
-                        ),
-                    }
-                } else {
-                    0
-                };
-                let out = Outbound {
-                    route,
-                    pool,
-                    affinity,
-                    upstream_path: &upstream_path,
-                    hop,
-                    identity_cfg: &state.identity,
-                    identity_names: &state.identity_names,
-                    untrusted_names: &state.untrusted_names,
-                    body_timeout: state.config.server.body_timeout,
-                    identity: identity.as_deref(),
-                    upgrade,
-                    assertion,
-                };
-                let sent = Instant::now();
-                let res = forward::forward(req, out).await;
-                let upstream = sent.elapsed();
-                trace.upstream = Some(upstream);
-                state.route_metrics[index].upstream(&state.metrics, upstream);
-                let mut res = res?;
-                if let Some(c) = &cookies {
-                    crate::protocol::cookie::remove_set_cookie(res.headers_mut(), c.name);
+                CookieSession {
+                    name: c.name.as_str(),
+                    secure: arrival.secure(),
+                    own_origin: arrival.own_origin(),
+                    allowed: &c.allowed_origins,
                 }
-                Ok(res)
+            });
+            if let (Some(page), Some(cookies)) = (&state.page, &cookies) {
+                if let Some(target) = page.target(&path) {
+                    trace.route = Some(ROUTE_LOGIN_PAGE.clone());
+                    if parameters {
+                        return Err(refuse_parameters());
+                    }
+                    // Boxed like the login: rare paths must not size every proxied request's future.
+                    return Box::pin(self.login_page(state, page, target, req, conn, cookies))
+                        .await;
+                }
+            }
+            let host_str = host.as_ref().and_then(|h| h.to_str().ok());
+            match state.router.route(host_str, &path) {
+                Routed::Login
+                | Routed::Logout
+                | Routed::Jwks
+                | Routed::AssertionJwks
+                | Routed::NotFound
+                    if parameters =>
+                {
+                    Err(refuse_parameters())
+                }
+                Routed::Login => {
+                    trace.route = Some(ROUTE_LOGIN.clone());
+                    let Some(login) = &state.login else {
+                        return Err(GatewayError::NotFound);
+                    };
+                    if req.method() != http::Method::POST {
+                        return Err(GatewayError::MethodNotAllowed);
+                    }
+                    let wants_cookie = req
+                        .headers()
+                        .get(&GATEWAY_SESSION)
+                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cookie"));
+                    let set_cookie = match (&cookies, wants_cookie) {
+                        // Refused before the login runs, so no captcha is spent on a cookie that cannot be set.
+                        (Some(c), true) if !c.secure => return Err(GatewayError::InsecureCookie),
+                        (Some(c), true) => Some(c.name),
+                        _ => None,
+                    };
+                    let ip = client_ip(state, &req, conn);
+                    match Box::pin(login.handle(req, ip)).await {
+                        Ok(issued) => {
+                            state.metrics.login("success");
+                            let mut res = issued.json_response()?;
+                            if let Some(v) = set_cookie.and_then(|name| {
+                                session::set_cookie(
+                                    name,
+                                    &issued.token,
+                                    issued.expires_in.as_secs(),
+                                )
+                            }) {
+                                res.headers_mut().insert(http::header::SET_COOKIE, v);
+                            }
+                            Ok(res)
+                        }
+                        Err(e) => {
+                            // The only places the causes are told apart: this log line and the metrics.
+                            state.metrics.login(e.outcome());
+                            tracing::info!(client = %ip, outcome = e.outcome(), reason = %e, "login refused");
+                            Err(e.into())
+                        }
+                    }
+                }
+                Routed::Logout => {
+                    trace.route = Some(ROUTE_LOGOUT.clone());
+                    if req.method() != http::Method::POST {
+                        return Err(GatewayError::MethodNotAllowed);
+                    }
+                    Box::pin(self.logout(state, &req, trace, cookies.as_ref())).await
+                }
+                Routed::Jwks => match &state.jwks {
+                    Some(doc) => Ok(crate::response::json(http::StatusCode::OK, doc.to_vec())),
+                    None => Err(GatewayError::NotFound),
+                },
+                Routed::AssertionJwks => match &state.asserter {
+                    Some(a) => Ok(crate::response::json(
+                        http::StatusCode::OK,
+                        a.jwks().to_vec(),
+                    )),
+                    None => Err(GatewayError::NotFound),
+                },
+                Routed::NotFound => {
+                    // Authenticate first so that unauthenticated callers cannot probe which routes exist.
+                    identify(state, &req, cookies.as_ref())?;
+                    Err(GatewayError::NotFound)
+                }
+                Routed::Upstream {
+                    index,
+                    route,
+                    upstream_path,
+                } => {
+                    trace.route = Some(state.route_names[index].clone());
+                    trace.route_index = Some(index);
+                    // Before authentication: the path is refused whoever asks.
+                    if parameters && !route.allow_path_parameters {
+                        return Err(refuse_parameters());
+                    }
+                    let (identity, assertion) = if route.public {
+                        (None, None)
+                    } else {
+                        let caller = identify(state, &req, cookies.as_ref())?;
+                        if let (Via::Cookie, Some(c)) = (caller.via, &cookies) {
+                            c.check(req.method(), req.headers())?;
+                        }
+                        // Before the cookie is removed below: the exact token, Bearer or cookie, keys the
+                        // signing cache (the same token means the same identity).
+                        let assertion = match &state.asserter {
+                            Some(a) => a
+                                .for_request(index, Some(caller.token), &caller.identity)
+                                .map_err(GatewayError::Assertion)?
+                                .map(|v| (a.header(), v)),
+                            None => None,
+                        };
+                        (Some(caller.identity), assertion)
+                    };
+                    // The session cookie is the gateway's credential, never the backend's: gone on every route.
+                    if let Some(c) = &cookies {
+                        crate::protocol::cookie::remove(req.headers_mut(), c.name);
+                    }
+                    trace.user = identity
+                        .as_ref()
+                        .map(|i| i.sub.clone())
+                        .filter(|_| state.access_log);
+                    if route.local == Some(crate::config::LocalTarget::ExampleSpa) {
+                        let rest = if route.prefix == "/" {
+                            path.as_str()
+                        } else {
+                            path.get(route.prefix.len()..).unwrap_or("")
+                        };
+                        return crate::assets::example_spa(
+                            req.method(),
+                            req.headers(),
+                            rest,
+                            &state.config,
+                        )
+                        .map_err(GatewayError::Asset);
+                    }
+                    let upgrade = self.upgrade_terms(state, &req, identity.as_deref())?;
+                    let hop = Hop {
+                        peer: conn.peer.ip(),
+                        trusted: state.is_trusted(conn.peer.ip()),
+                        tls: conn.tls,
+                        host: host.as_ref(),
+                        via: if req.version() == Version::HTTP_2 {
+                            "2"
+                        } else {
+                            "1.1"
+                        },
+                    };
+                    let pool = &state.pools[index];
+                    let affinity = if pool.balance == crate::config::Balance::User {
+                        match &identity {
+                            Some(id) => forward::pool::balance::hash_bytes(id.sub.as_bytes()),
+                            None => forward::pool::balance::hash_bytes(
+                                client_ip(state, &req, conn).to_string().as_bytes(),
+                            ),
+                        }
+                    } else {
+                        0
+                    };
+                    let out = Outbound {
+                        route,
+                        pool,
+                        affinity,
+                        upstream_path: &upstream_path,
+                        hop,
+                        identity_cfg: &state.identity,
+                        identity_names: &state.identity_names,
+                        untrusted_names: &state.untrusted_names,
+                        body_timeout: state.config.server.body_timeout,
+                        identity: identity.as_deref(),
+                        upgrade,
+                        assertion,
+                    };
+                    let sent = Instant::now();
+                    let res = forward::forward(req, out).await;
+                    let upstream = sent.elapsed();
+                    trace.upstream = Some(upstream);
+                    state.route_metrics[index].upstream(&state.metrics, upstream);
+                    let mut res = res?;
+                    if let Some(c) = &cookies {
+                        crate::protocol::cookie::remove_set_cookie(res.headers_mut(), c.name);
+                    }
+                    Ok(res)
+                }
             }
         }
     }

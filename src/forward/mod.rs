@@ -105,172 +105,181 @@ pub struct Outbound<'a> {
 }
 
 /// Sends `req` upstream and returns the upstream's response, ready for the client.
-pub async fn forward(
+/// (Not an `async fn`: one of those keeps its arguments twice, as arguments and as locals, and this future is
+/// moved into each caller's; the `async move` block keeps them once.)
+#[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice
+pub fn forward<'a>(
     mut req: Request<Incoming>,
-    out: Outbound<'_>,
-) -> Result<Response<ResBody>, UpstreamError> {
-    let upgrade = headers::is_upgrade(req.headers());
-    let client_upgrade = if upgrade {
-        Some(hyper::upgrade::on(&mut req))
-    } else {
-        None
-    };
-    let upgrade_host = req.extensions_mut().remove::<upgrade::UpgradeHost>();
-
-    let (mut parts, mut body) = req.into_parts();
-    let route = out.route;
-    // Read the body's first part before anything goes upstream: a body that breaks or stalls here never
-    // reaches the backend, and a short one is sent whole, with its length.
-    let no_body = http_body::Body::is_end_stream(&body);
-    let prefix = if upgrade || route.request_buffer_bytes == 0 || no_body {
-        Prefix::default()
-    } else {
-        // Boxed: only requests with a body wait here, and inline this state would enlarge (and be copied
-        // with) every request's future.
-        let read = Box::pin(crate::body::read_prefix(
-            &mut body,
-            route.request_buffer_bytes,
-        ));
-        match tokio::time::timeout(out.body_timeout, read).await {
-            Err(_) => return Err(UpstreamError::ClientBodyTimeout),
-            Ok(Err(_)) => return Err(UpstreamError::ClientBody),
-            Ok(Ok(prefix)) => prefix,
-        }
-    };
-    let mut pq = String::with_capacity(
-        out.upstream_path.len() + parts.uri.query().map_or(0, |q| q.len() + 1),
-    );
-    pq.push_str(out.upstream_path);
-    if let Some(q) = parts.uri.query() {
-        pq.push('?');
-        pq.push_str(q);
-    }
-    let pq = PathAndQuery::try_from(pq).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
-    if parts.version == Version::HTTP_2 {
-        headers::join_cookies(&mut parts.headers);
-    }
-    // The pooled client speaks HTTP/1.1 upstream whatever the client used (an h2 request on an h1 pool errors).
-    parts.version = Version::HTTP_11;
-
-    let h = &mut parts.headers;
-    headers::remove_hop_by_hop(h, upgrade);
-    headers::strip_identity(h, out.identity_names);
-    if !out.hop.trusted {
-        headers::strip_identity(h, out.untrusted_names);
-    }
-    if !(out.identity_cfg.forward_authorization && route.forward_authorization) {
-        h.remove(http::header::AUTHORIZATION);
-    }
-    headers::set_forwarded(h, &out.hop);
-    // Without the client's Host, each target gets its own authority (set per attempt).
-    let client_host = if route.preserve_host {
-        out.hop.host.cloned()
-    } else {
-        None
-    };
-    if let Some(host) = client_host.clone() {
-        headers::set_host(h, host);
-    }
-    if let Some(id) = out.identity {
-        set_identity(h, out.identity_cfg, id)?;
-    }
-    if let Some((name, value)) = out.assertion {
-        h.insert(name.clone(), value);
-    }
-    if prefix.complete && prefix.trailers.is_none() {
-        h.insert(
-            http::header::CONTENT_LENGTH,
-            HeaderValue::from(prefix.data.len()),
-        );
-    }
-
-    if route.local == Some(crate::config::LocalTarget::Echo) {
-        // Answered here, after all the surgery, so it shows exactly what an upstream would receive.
-        parts.uri = Uri::from(pq);
-        return Ok(echo::answer(&parts, out.identity_cfg));
-    }
-
-    let pool = out.pool;
-    let ((response, connection), lease) = if pool.is_single() {
-        let target = &pool.targets[0];
-        if pool.pick(0, 0).is_none() {
-            return Err(UpstreamError::NoHealthyTarget {
-                retry_after: pool.retry_after(),
-            });
-        }
-        let lease = target
-            .lease(pool.counts_load(), pool.queue_timeout)
-            .await
-            .map_err(|_| UpstreamError::TargetBusy)?;
-        parts.uri = Uri::from(pq);
-        if client_host.is_none() {
-            headers::set_host(&mut parts.headers, target.host.clone());
-        }
-        let (body, client_broke) = crate::body::ClientBody::with_prefix(prefix, body);
-        let sent = std::time::Instant::now();
-        let result = attempt(
-            target,
-            Request::from_parts(parts, body),
-            route.timeout,
-            &client_broke,
-        )
-        .await;
-        (settle(pool, 0, result, sent)?, lease)
-    } else {
-        // Boxed for the same reason: single-target routes never enter the retry loop.
-        Box::pin(send_to_pool(PoolRequest {
-            pool,
-            parts,
-            pq,
-            client_host,
-            whole: prefix.complete || no_body,
-            prefix,
-            body,
-            affinity: out.affinity,
-            timeout: route.timeout,
-        }))
-        .await?
-    };
-
-    let mut response = response;
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Some(client_upgrade) = client_upgrade else {
-            // A 101 nobody asked for cannot be relayed.
-            return Err(UpstreamError::Protocol("unsolicited 101".into()));
+    out: Outbound<'a>,
+) -> impl std::future::Future<Output = Result<Response<ResBody>, UpstreamError>> + 'a {
+    async move {
+        let upgrade = headers::is_upgrade(req.headers());
+        let client_upgrade = if upgrade {
+            Some(hyper::upgrade::on(&mut req))
+        } else {
+            None
         };
-        splice::splice(
-            client_upgrade,
-            hyper::upgrade::on(&mut response),
-            upgrade_host,
-            out.upgrade,
+        let upgrade_host = req.extensions_mut().remove::<upgrade::UpgradeHost>();
+
+        let (mut parts, mut body) = req.into_parts();
+        let route = out.route;
+        // Read the body's first part before anything goes upstream: a body that breaks or stalls here never
+        // reaches the backend, and a short one is sent whole, with its length.
+        let no_body = http_body::Body::is_end_stream(&body);
+        let prefix = if upgrade || route.request_buffer_bytes == 0 || no_body {
+            Prefix::default()
+        } else {
+            // Boxed: only requests with a body wait here, and inline this state would enlarge (and be copied
+            // with) every request's future.
+            let read = Box::pin(crate::body::read_prefix(
+                &mut body,
+                route.request_buffer_bytes,
+            ));
+            match tokio::time::timeout(out.body_timeout, read).await {
+                Err(_) => return Err(UpstreamError::ClientBodyTimeout),
+                Ok(Err(_)) => return Err(UpstreamError::ClientBody),
+                Ok(Ok(prefix)) => prefix,
+            }
+        };
+        let mut pq = String::with_capacity(
+            out.upstream_path.len() + parts.uri.query().map_or(0, |q| q.len() + 1),
         );
-        let (mut parts, _) = response.into_parts();
-        headers::remove_hop_by_hop(&mut parts.headers, true);
+        pq.push_str(out.upstream_path);
+        if let Some(q) = parts.uri.query() {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        let pq =
+            PathAndQuery::try_from(pq).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+        if parts.version == Version::HTTP_2 {
+            headers::join_cookies(&mut parts.headers);
+        }
+        // The pooled client speaks HTTP/1.1 upstream whatever the client used (an h2 request on an h1 pool errors).
+        parts.version = Version::HTTP_11;
+
+        let h = &mut parts.headers;
+        headers::remove_hop_by_hop(h, upgrade);
+        headers::strip_identity(h, out.identity_names);
+        if !out.hop.trusted {
+            headers::strip_identity(h, out.untrusted_names);
+        }
+        if !(out.identity_cfg.forward_authorization && route.forward_authorization) {
+            h.remove(http::header::AUTHORIZATION);
+        }
+        headers::set_forwarded(h, &out.hop);
+        // Without the client's Host, each target gets its own authority (set per attempt).
+        let client_host = if route.preserve_host {
+            out.hop.host.cloned()
+        } else {
+            None
+        };
+        if let Some(host) = client_host.clone() {
+            headers::set_host(h, host);
+        }
+        if let Some(id) = out.identity {
+            set_identity(h, out.identity_cfg, id)?;
+        }
+        if let Some((name, value)) = out.assertion {
+            h.insert(name.clone(), value);
+        }
+        if prefix.complete && prefix.trailers.is_none() {
+            h.insert(
+                http::header::CONTENT_LENGTH,
+                HeaderValue::from(prefix.data.len()),
+            );
+        }
+
+        if route.local == Some(crate::config::LocalTarget::Echo) {
+            // Answered here, after all the surgery, so it shows exactly what an upstream would receive.
+            parts.uri = Uri::from(pq);
+            return Ok(echo::answer(&parts, out.identity_cfg));
+        }
+
+        let pool = out.pool;
+        let ((response, connection), lease) = if pool.is_single() {
+            let target = &pool.targets[0];
+            if pool.pick(0, 0).is_none() {
+                return Err(UpstreamError::NoHealthyTarget {
+                    retry_after: pool.retry_after(),
+                });
+            }
+            let lease = target
+                .lease(pool.counts_load(), pool.queue_timeout)
+                .await
+                .map_err(|_| UpstreamError::TargetBusy)?;
+            parts.uri = Uri::from(pq);
+            if client_host.is_none() {
+                headers::set_host(&mut parts.headers, target.host.clone());
+            }
+            let (body, client_broke) = crate::body::ClientBody::with_prefix(prefix, body);
+            let sent = std::time::Instant::now();
+            let result = attempt(
+                target,
+                Request::from_parts(parts, body),
+                route.timeout,
+                &client_broke,
+            )
+            .await;
+            (settle(pool, 0, result, sent)?, lease)
+        } else {
+            // Boxed for the same reason: single-target routes never enter the retry loop.
+            Box::pin(send_to_pool(PoolRequest {
+                pool,
+                parts,
+                pq,
+                client_host,
+                whole: prefix.complete || no_body,
+                prefix,
+                body,
+                affinity: out.affinity,
+                timeout: route.timeout,
+            }))
+            .await?
+        };
+
+        let mut response = response;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                // A 101 nobody asked for cannot be relayed.
+                return Err(UpstreamError::Protocol("unsolicited 101".into()));
+            };
+            splice::splice(
+                client_upgrade,
+                hyper::upgrade::on(&mut response),
+                upgrade_host,
+                out.upgrade,
+            );
+            let (mut parts, _) = response.into_parts();
+            headers::remove_hop_by_hop(&mut parts.headers, true);
+            headers::strip_response(&mut parts.headers);
+            return Ok(Response::from_parts(
+                parts,
+                Either::Right(Default::default()),
+            ));
+        }
+        let (mut parts, body) = response.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers, false);
         headers::strip_response(&mut parts.headers);
-        return Ok(Response::from_parts(
-            parts,
-            Either::Right(Default::default()),
-        ));
+        let mut body = crate::body::UpstreamBody::new(body, route.timeout, connection);
+        if !lease.is_empty() {
+            body = body.holding(Box::new(lease));
+        }
+        Ok(Response::from_parts(parts, Either::Left(body)))
     }
-    let (mut parts, body) = response.into_parts();
-    headers::remove_hop_by_hop(&mut parts.headers, false);
-    headers::strip_response(&mut parts.headers);
-    let mut body = crate::body::UpstreamBody::new(body, route.timeout, connection);
-    if !lease.is_empty() {
-        body = body.holding(Box::new(lease));
-    }
-    Ok(Response::from_parts(parts, Either::Left(body)))
 }
 
 /// Sends one attempt within `budget`; a failure of the client's own body is the client's.
-async fn attempt(
-    target: &pool::target::Target,
+fn attempt<'a>(
+    target: &'a pool::target::Target,
     req: Request<crate::body::ClientBody>,
     budget: std::time::Duration,
-    client_broke: &std::sync::atomic::AtomicBool,
-) -> Result<Sent, UpstreamError> {
+    client_broke: &'a std::sync::atomic::AtomicBool,
+) -> impl std::future::Future<Output = Result<Sent, UpstreamError>> + 'a {
+    use futures_util::FutureExt;
     target.requests.inc();
-    match tokio::time::timeout(budget, target.conns.send(req)).await {
+    // A combinator, not an `async` block: the block would hold the sending future twice (captured, and
+    // again while awaiting it), and this future is moved into its callers'.
+    tokio::time::timeout(budget, target.conns.send(req)).map(move |sent| match sent {
         Err(_) => Err(UpstreamError::Timeout),
         Ok(Err(_)) if client_broke.load(std::sync::atomic::Ordering::Relaxed) => {
             Err(UpstreamError::ClientBody)
@@ -279,7 +288,7 @@ async fn attempt(
         Ok(Err(SendError::Connect(e))) => Err(UpstreamError::Connect(e.to_string())),
         Ok(Err(SendError::Protocol(e))) => Err(UpstreamError::Protocol(e)),
         Ok(Ok(r)) => Ok(r),
-    }
+    })
 }
 
 /// A response head and the connection its body arrives on.

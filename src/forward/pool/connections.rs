@@ -61,25 +61,33 @@ impl Connections {
     /// Sends `req` (origin-form URI, `Host` set) on an idle connection or a new one. A request that a kept
     /// connection closed before a byte of it was written is sent again on another: that is safe for any
     /// method, and it is how a keep-alive race with the upstream's own idle timeout must end.
-    pub async fn send(
+    ///
+    /// (Not an `async fn`, which would hold the request twice: see `forward::forward`.)
+    #[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice
+    pub fn send(
         self: &Arc<Self>,
         mut req: http::Request<ClientBody>,
-    ) -> Result<(http::Response<Incoming>, Lent), SendError> {
-        loop {
-            let (mut sender, reused) = match self.take() {
-                Some(sender) => (sender, true),
-                None => (self.open().await?, false),
-            };
-            // A sender given back as its body ended may not have seen its connection turn idle yet.
-            if reused && !sender.is_ready() && sender.ready().await.is_err() {
-                continue;
-            }
-            match sender.try_send_request(req).await {
-                Ok(res) => return Ok((res, Lent::new(sender, self.clone()))),
-                Err(mut e) => match e.take_message() {
-                    Some(back) if reused => req = back,
-                    _ => return Err(SendError::Protocol(chain(&e.into_error()))),
-                },
+    ) -> impl std::future::Future<Output = Result<(http::Response<Incoming>, Lent), SendError>> + '_
+    {
+        async move {
+            loop {
+                let (mut sender, reused) = match self.take() {
+                    Some(sender) => (sender, true),
+                    // Boxed: connecting (resolution, TCP, TLS) is rare on a kept-alive pool, and inline its state
+                    // would enlarge, and be copied with, every request's future.
+                    None => (Box::pin(self.open()).await?, false),
+                };
+                // A sender given back as its body ended may not have seen its connection turn idle yet.
+                if reused && !sender.is_ready() && sender.ready().await.is_err() {
+                    continue;
+                }
+                match sender.try_send_request(req).await {
+                    Ok(res) => return Ok((res, Lent::new(sender, self.clone()))),
+                    Err(mut e) => match e.take_message() {
+                        Some(back) if reused => req = back,
+                        _ => return Err(SendError::Protocol(chain(&e.into_error()))),
+                    },
+                }
             }
         }
     }
