@@ -403,7 +403,8 @@ impl Gateway {
                         assertion,
                     };
                     let sent = Instant::now();
-                    let res = forward::forward(req, out).await;
+                    let (parts, body) = req.into_parts();
+                    let res = forward::forward(parts, body, out).await;
                     let upstream = sent.elapsed();
                     trace.upstream = Some(upstream);
                     state.route_metrics[index].upstream(&state.metrics, upstream);

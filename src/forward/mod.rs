@@ -108,20 +108,24 @@ pub struct Outbound<'a> {
 /// (Not an `async fn`: one of those keeps its arguments twice, as arguments and as locals, and this future is
 /// moved into each caller's; the `async move` block keeps them once.)
 #[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice
+///
+/// The request comes as its parts and body (`Request::into_parts`): a whole request kept beside its parts
+/// would add its size to this future for nothing.
 pub fn forward<'a>(
-    mut req: Request<Incoming>,
+    mut parts: http::request::Parts,
+    mut body: Incoming,
     out: Outbound<'a>,
 ) -> impl std::future::Future<Output = Result<Response<ResBody>, UpstreamError>> + 'a {
     async move {
-        let upgrade = headers::is_upgrade(req.headers());
+        let upgrade = headers::is_upgrade(&parts.headers);
+        // What `hyper::upgrade::on` takes from a request; None when hyper offers no upgrade of it.
         let client_upgrade = if upgrade {
-            Some(hyper::upgrade::on(&mut req))
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
         } else {
             None
         };
-        let upgrade_host = req.extensions_mut().remove::<upgrade::UpgradeHost>();
+        let upgrade_host = parts.extensions.remove::<upgrade::UpgradeHost>();
 
-        let (mut parts, mut body) = req.into_parts();
         let route = out.route;
         // Read the body's first part before anything goes upstream: a body that breaks or stalls here never
         // reaches the backend, and a short one is sent whole, with its length.
