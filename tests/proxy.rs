@@ -912,3 +912,29 @@ async fn a_response_the_client_abandons_does_not_leave_its_connection_for_the_ne
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn health_checks_keep_their_connection() {
+    // A health page read to its end leaves its connection open for the next check (and for traffic),
+    // instead of one new connection per check.
+    let up = Upstream::echo().await;
+    let extra = "[routes.health]\npath = \"/health\"\ninterval = \"250ms\"\ntimeout = \"250ms\"\n";
+    let gw = TestGateway::start_routes(&[route("/", &up.url(), extra)]).await;
+    let checks = || up.seen().iter().filter(|s| s.path == "/health").count();
+    let seen_six = support::wait::eventually(
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || async { checks() >= 6 },
+    )
+    .await;
+    assert!(seen_six, "only {} health checks", checks());
+    // A check that ran out of time on a loaded machine may cost one more; one per check would be six.
+    assert!(
+        up.connections() <= 3,
+        "{} connections for {} health checks",
+        up.connections(),
+        checks()
+    );
+    assert_eq!(fetch_all(&client(), gw.url("/a")).await, 200);
+    gw.stop().await;
+}
