@@ -860,7 +860,7 @@ async fn upstream_connections_are_reused_up_to_max_idle_connections() {
 async fn an_upstream_closing_idle_connections_costs_no_request() {
     // A backend with a short keep-alive timeout closes connections the gateway keeps: the next request
     // must go out on a new connection, not fail on the closed one.
-    let up = Upstream::closing_idle_after(Duration::from_millis(100)).await;
+    let up = Upstream::closing_idle_after(Duration::from_secs(1)).await;
     let gw = TestGateway::start_routes(&[route("/", &up.url(), "")]).await;
     let c = client();
     for _ in 0..2 {
@@ -872,7 +872,7 @@ async fn an_upstream_closing_idle_connections_costs_no_request() {
         "back-to-back requests share a connection"
     );
     for round in 2..=4 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(
             fetch_all(&c, gw.url("/a")).await,
             200,
