@@ -185,3 +185,37 @@ async fn http2_cookie_fields_are_joined_for_the_http11_upstream() {
     assert_eq!(up.last().all("cookie"), ["a=1; b=2"]);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn an_https_upstream_is_verified_against_its_ca_file_and_kept_alive() {
+    let cert = self_signed();
+    let up = Upstream::echo_tls(&cert).await;
+    let ca = format!("ca_file = {:?}", cert.cert_path.display().to_string());
+    let gw = TestGateway::start_routes(&[route("/", &up.https_url(), &ca)]).await;
+    let c = support::client();
+    for _ in 0..3 {
+        let res = get_auth(&c, gw.url("/over/tls?n=1"), &alice()).await;
+        assert_eq!(res.status(), 200);
+        res.bytes().await.expect("the whole body");
+    }
+    let seen = up.last();
+    assert_eq!(
+        (seen.path.as_str(), seen.query.as_deref()),
+        ("/over/tls", Some("n=1"))
+    );
+    assert_eq!(
+        up.connections(),
+        1,
+        "one TLS connection kept alive for three requests"
+    );
+    gw.stop().await;
+
+    // Without the CA file the self-signed certificate is not trusted (WebPKI roots): 502, and nothing
+    // reaches the upstream.
+    let answered = up.count();
+    let gw = TestGateway::start_routes(&[route("/", &up.https_url(), "")]).await;
+    let res = get_auth(&c, gw.url("/untrusted"), &alice()).await;
+    assert_eq!(res.status(), 502);
+    assert_eq!(up.count(), answered);
+    gw.stop().await;
+}

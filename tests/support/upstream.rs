@@ -81,6 +81,11 @@ impl Upstream {
         format!("http://{}", self.addr)
     }
 
+    /// `https://localhost:<port>`, for `echo_tls` (the name is resolved, and is in the certificate).
+    pub fn https_url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
     /// Requests received so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
@@ -123,6 +128,56 @@ impl Upstream {
                     let svc = service_fn(move |req| handle(req, log.clone()));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        Upstream {
+            addr,
+            seen,
+            accepted,
+            task,
+        }
+    }
+
+    /// The echo upstream over HTTPS (HTTP/1.1 by ALPN) with `cert`, which a client must be told to trust.
+    pub async fn echo_tls(cert: &super::tls::TestCert) -> Upstream {
+        use rustls_pki_types::pem::PemObject;
+        let chain: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(&cert.cert_path)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&cert.key_path).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let log = seen.clone();
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (log, acceptor) = (log.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let svc = service_fn(move |req| handle(req, log.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
                         .await;
                 });
             }
