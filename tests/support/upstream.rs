@@ -111,33 +111,18 @@ impl Upstream {
 
     /// The echo upstream.
     pub async fn echo() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let log = seen.clone();
-        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
-        let counter = accepted.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(req, log.clone()));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
-                        .await;
-                });
+        Self::serving(seen, move |tcp| {
+            let log = log.clone();
+            async move {
+                let svc = service_fn(move |req| handle(req, log.clone()));
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                    .await;
             }
-        });
-        Upstream {
-            addr,
-            seen,
-            accepted,
-            task,
-        }
+        })
+        .await
     }
 
     /// The echo upstream over HTTPS (HTTP/1.1 by ALPN) with `cert`, which a client must be told to trust.
@@ -158,36 +143,21 @@ impl Upstream {
         .unwrap();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let log = seen.clone();
-        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
-        let counter = accepted.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
+        Self::serving(seen, move |tcp| {
+            let (log, acceptor) = (log.clone(), acceptor.clone());
+            async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let (log, acceptor) = (log.clone(), acceptor.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let svc = service_fn(move |req| handle(req, log.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                });
+                let svc = service_fn(move |req| handle(req, log.clone()));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
             }
-        });
-        Upstream {
-            addr,
-            seen,
-            accepted,
-            task,
-        }
+        })
+        .await
     }
 
     /// An address where nothing listens.
@@ -266,6 +236,16 @@ impl Upstream {
         F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
+        Self::serving(Arc::default(), per_conn).await
+    }
+
+    /// Accepts connections on 127.0.0.1:0, counts them and runs `per_conn` on each; `seen` is what the
+    /// connections record.
+    async fn serving<F, Fut>(seen: Arc<Mutex<Vec<Seen>>>, per_conn: F) -> Upstream
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
@@ -281,7 +261,7 @@ impl Upstream {
         });
         Upstream {
             addr,
-            seen: Arc::default(),
+            seen,
             accepted,
             task,
         }
