@@ -426,3 +426,43 @@ async fn turnstile_down_or_slow_fails_logins_closed_and_proxied_traffic_flows() 
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn an_upstream_that_never_completes_the_handshake_is_504_after_the_connect_timeout() {
+    // A listener whose accept queue is full and never drained: Linux drops further SYNs, so a connect to it
+    // neither succeeds nor is refused, like a backend behind a firewall that drops packets.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => fillers.push(s),
+            _ => break,
+        }
+    }
+    let extra = "connect_timeout = \"300ms\"\ntimeout = \"10s\"";
+    let gw = TestGateway::start(&[&route("/", &format!("http://{addr}"), extra)]).await;
+    let started = Instant::now();
+    let res = client()
+        .get(gw.url("/x"))
+        .bearer_auth(alice())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(res.status(), 504);
+    // Told apart from the 10 s response timeout by what the gateway counted, and by when it answered.
+    let m = support::metrics::scrape(&gw).await;
+    assert_eq!(
+        support::metrics::sample(
+            &m,
+            r#"gateway_upstream_errors_total{kind="connect_timeout"}"#
+        ),
+        1.0,
+        "{m}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop((listener, fillers));
+    gw.stop().await;
+}

@@ -104,13 +104,13 @@ pub struct Outbound<'a> {
     pub assertion: Option<(&'a http::HeaderName, HeaderValue)>,
 }
 
-/// Sends `req` upstream and returns the upstream's response, ready for the client.
-/// (Not an `async fn`: one of those keeps its arguments twice, as arguments and as locals, and this future is
-/// moved into each caller's; the `async move` block keeps them once.)
-#[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice
+/// Sends a request upstream and returns the upstream's response, ready for the client.
 ///
 /// The request comes as its parts and body (`Request::into_parts`): a whole request kept beside its parts
-/// would add its size to this future for nothing.
+/// would add its size to this future for nothing. Not an `async fn` either: one of those keeps its
+/// arguments twice (as arguments and as locals), and this future is copied into each caller's; the
+/// `async move` block keeps them once.
+#[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice
 pub fn forward<'a>(
     mut parts: http::request::Parts,
     mut body: Incoming,
