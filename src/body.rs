@@ -97,14 +97,27 @@ pub async fn read_prefix(body: &mut Incoming, limit: usize) -> Result<Prefix, Bo
 /// A client's request body being forwarded (a prefix read ahead, then the rest as it streams);
 /// `broken()` tells whether reading it failed.
 pub struct ClientBody {
-    prefix: Bytes,
-    trailers: Option<http::HeaderMap>,
+    /// What was read ahead and not yet given out; boxed because most requests have none, and every
+    /// upstream connection's request channel keeps slots of this type's size.
+    ahead: Option<Box<Ahead>>,
     /// The rest of the client's stream; None when the prefix holds the whole body.
     inner: Option<Incoming>,
     /// Where the rest waits until this body is first polled, when the request may be sent again: a
     /// connection that was never made leaves it there for the next attempt.
     parked: Option<Parked>,
     broken: Arc<AtomicBool>,
+}
+
+/// Bytes of a body read ahead, then its trailers if it ended with them.
+struct Ahead {
+    data: Bytes,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl Ahead {
+    fn boxed(data: Bytes, trailers: Option<http::HeaderMap>) -> Option<Box<Ahead>> {
+        (!data.is_empty() || trailers.is_some()).then(|| Box::new(Ahead { data, trailers }))
+    }
 }
 
 /// The unread rest of a client's body, shared by the attempts of one request.
@@ -121,8 +134,7 @@ impl ClientBody {
         let broken = Arc::new(AtomicBool::new(false));
         (
             ClientBody {
-                prefix: prefix.data,
-                trailers: prefix.trailers,
+                ahead: Ahead::boxed(prefix.data, prefix.trailers),
                 inner: (!prefix.complete).then_some(rest),
                 parked: None,
                 broken: broken.clone(),
@@ -134,8 +146,7 @@ impl ClientBody {
     /// A body with nothing in it (health checks).
     pub fn empty() -> ClientBody {
         ClientBody {
-            prefix: Bytes::new(),
-            trailers: None,
+            ahead: None,
             inner: None,
             parked: None,
             broken: Arc::new(AtomicBool::new(false)),
@@ -146,8 +157,7 @@ impl ClientBody {
     /// rest from `parked` (taken by whichever attempt polls it first).
     pub fn attempt(prefix: &Prefix, parked: &Parked, broken: &Arc<AtomicBool>) -> ClientBody {
         ClientBody {
-            prefix: prefix.data.clone(),
-            trailers: prefix.trailers.clone(),
+            ahead: Ahead::boxed(prefix.data.clone(), prefix.trailers.clone()),
             inner: None,
             parked: (!prefix.complete).then(|| parked.clone()),
             broken: broken.clone(),
@@ -163,12 +173,19 @@ impl Body for ClientBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        if !self.prefix.is_empty() {
-            let data = std::mem::take(&mut self.prefix);
-            return Poll::Ready(Some(Ok(Frame::data(data))));
-        }
-        if let Some(trailers) = self.trailers.take() {
-            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        if let Some(ahead) = self.ahead.as_mut() {
+            if !ahead.data.is_empty() {
+                let data = std::mem::take(&mut ahead.data);
+                if ahead.trailers.is_none() {
+                    self.ahead = None;
+                }
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            let trailers = ahead.trailers.take();
+            self.ahead = None;
+            if let Some(trailers) = trailers {
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
         }
         if let Some(parked) = self.parked.take() {
             self.inner = parked.lock().ok().and_then(|mut rest| rest.take());
@@ -184,14 +201,13 @@ impl Body for ClientBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.prefix.is_empty()
-            && self.trailers.is_none()
+        self.ahead.is_none()
             && self.parked.is_none()
             && self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        let ahead = self.prefix.len() as u64;
+        let ahead = self.ahead.as_ref().map_or(0, |a| a.data.len() as u64);
         if self.parked.is_some() {
             let mut hint = SizeHint::new();
             hint.set_lower(ahead);
