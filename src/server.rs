@@ -92,13 +92,14 @@ impl Gateway {
         Gateway { shared }
     }
 
-    /// Answers one request; never fails.
+    /// Answers one request; never fails. Takes the (cheaply cloned) gateway so the future owns all it needs
+    /// and the connection can hold it without a wrapper of its own.
     #[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice
     pub fn handle(
-        &self,
+        self,
         mut req: Request<Incoming>,
         conn: ConnInfo,
-    ) -> impl std::future::Future<Output = Response<ResBody>> + '_ {
+    ) -> impl std::future::Future<Output = Response<ResBody>> + Send + 'static {
         // Not an `async fn`, which would keep `req` twice (see `forward::forward`).
         async move {
             let started = Instant::now();
@@ -349,8 +350,8 @@ impl Gateway {
                     }
                     trace.user = identity
                         .as_ref()
-                        .map(|i| i.sub.clone())
-                        .filter(|_| state.access_log);
+                        .filter(|_| state.access_log)
+                        .map(|i| i.sub.clone());
                     if route.local == Some(crate::config::LocalTarget::ExampleSpa) {
                         let rest = if route.prefix == "/" {
                             path.as_str()

@@ -145,16 +145,21 @@ pub fn forward<'a>(
                 Ok(Ok(prefix)) => prefix,
             }
         };
-        let mut pq = String::with_capacity(
-            out.upstream_path.len() + parts.uri.query().map_or(0, |q| q.len() + 1),
-        );
-        pq.push_str(out.upstream_path);
-        if let Some(q) = parts.uri.query() {
-            pq.push('?');
-            pq.push_str(q);
-        }
-        let pq =
-            PathAndQuery::try_from(pq).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+        let pq = match parts.uri.path_and_query() {
+            // The path goes upstream as the client sent it (the common case): no copy, no second parse.
+            Some(pq) if pq.path() == out.upstream_path => pq.clone(),
+            _ => {
+                let mut pq = String::with_capacity(
+                    out.upstream_path.len() + parts.uri.query().map_or(0, |q| q.len() + 1),
+                );
+                pq.push_str(out.upstream_path);
+                if let Some(q) = parts.uri.query() {
+                    pq.push('?');
+                    pq.push_str(q);
+                }
+                PathAndQuery::try_from(pq).map_err(|e| UpstreamError::BadRequest(e.to_string()))?
+            }
+        };
         if parts.version == Version::HTTP_2 {
             headers::join_cookies(&mut parts.headers);
         }

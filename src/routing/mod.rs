@@ -26,7 +26,7 @@ pub enum Routed<'a> {
     Upstream {
         index: usize,
         route: &'a RouteConfig,
-        upstream_path: String,
+        upstream_path: std::borrow::Cow<'a, str>,
     },
     /// No route matches.
     NotFound,
@@ -90,7 +90,7 @@ impl Router {
 
     /// Decides where a request goes. `path` must be normalised (it may keep `;` parameters: routes are chosen
     /// without them); `host` is the request's host (any case, port allowed).
-    pub fn route(&self, host: Option<&str>, path: &str) -> Routed<'_> {
+    pub fn route<'a>(&'a self, host: Option<&str>, path: &'a str) -> Routed<'a> {
         let view = without_parameters(path);
         // Most paths are already lower case; only allocate when one is not.
         let lower: std::borrow::Cow<'_, str> = if view.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -172,7 +172,18 @@ fn strip_port(host: &str) -> &str {
 }
 
 /// The path sent upstream: the matched prefix replaced by the route's rewrite, under the upstream's base path.
-fn upstream_path(route: &RouteConfig, path: &str, matched_len: usize) -> String {
+fn upstream_path<'a>(
+    route: &RouteConfig,
+    path: &'a str,
+    matched_len: usize,
+) -> std::borrow::Cow<'a, str> {
+    // The common case, a route to the upstream's root that rewrites nothing, sends the path as it is.
+    if route.rewrite_prefix.is_none()
+        && route.upstream.base_path.is_empty()
+        && path.starts_with('/')
+    {
+        return std::borrow::Cow::Borrowed(path);
+    }
     let rest = match &route.rewrite_prefix {
         None => path,
         Some(_) => &path[matched_len..],
@@ -191,7 +202,7 @@ fn upstream_path(route: &RouteConfig, path: &str, matched_len: usize) -> String 
     } else if !out.starts_with('/') {
         out.insert(0, '/');
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -211,7 +222,7 @@ mod tests {
                 route,
                 upstream_path,
                 ..
-            } => Some((route.name.clone(), upstream_path)),
+            } => Some((route.name.clone(), upstream_path.into_owned())),
             Routed::Login => Some(("login".into(), String::new())),
             Routed::Logout => Some(("logout".into(), String::new())),
             Routed::Jwks => Some(("jwks".into(), String::new())),
