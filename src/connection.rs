@@ -27,12 +27,6 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// The future answering one request, boxed: hyper keeps a connection's in-flight future in a per-connection
-/// allocation of its size for as long as the connection lives, so an unboxed one would cost every idle
-/// connection the size of the whole request path.
-pub type RequestFuture =
-    Pin<Box<dyn Future<Output = Result<Response<ResBody>, Infallible>> + Send>>;
-
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -142,27 +136,32 @@ fn max_header_list_size(cfg: &ServerConfig) -> u32 {
     u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX)
 }
 
-/// The service every connection serves: the gateway's, answering with a boxed request future.
+/// The service every connection serves: the gateway's.
+///
+/// Its request future is not boxed: hyper keeps an HTTP/1 connection's in-flight future in one allocation
+/// made when the connection starts and reused for every request, where a boxed future costs an allocation
+/// and a free of the whole request path's size per request.
 pub trait ConnService:
     Service<
         Request<Incoming>,
         Response = Response<ResBody>,
         Error = Infallible,
-        Future = RequestFuture,
+        Future = <Self as ConnService>::Answer,
     > + Send
     + 'static
 {
+    /// The future answering one request.
+    type Answer: Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static;
 }
 
-impl<T> ConnService for T where
-    T: Service<
-            Request<Incoming>,
-            Response = Response<ResBody>,
-            Error = Infallible,
-            Future = RequestFuture,
-        > + Send
-        + 'static
+impl<T, F> ConnService for T
+where
+    T: Service<Request<Incoming>, Response = Response<ResBody>, Error = Infallible, Future = F>
+        + Send
+        + 'static,
+    F: Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static,
 {
+    type Answer = F;
 }
 
 /// One client connection being served.

@@ -33,5 +33,6 @@ pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod users;
+pub mod wakeups;
 
 pub use listener::{spawn, Running, StartError};

@@ -7,18 +7,21 @@
 //! `drain_timeout` whatever is left is dropped.
 
 use crate::config::{Config, ServerConfig};
-use crate::connection::{self, Builders, Protocol, RequestFuture};
+use crate::connection::{self, Builders, Protocol};
 use crate::forward::upgrade::{RunUpgraded, UpgradeHost, UpgradedWork};
 use crate::metrics::Metrics;
 use crate::reload::Shared;
 use crate::server::{ConnInfo, Gateway};
 use crate::state::{Lasting, State};
+use crate::wakeups::SideWaker;
+use futures_util::FutureExt;
 use hyper::service::service_fn;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -234,12 +237,20 @@ async fn accept_loop(
         let idle = cfg.idle_timeout;
         let head_timeout = cfg.header_read_timeout;
         let force = force.clone();
-        tracker.spawn(async move {
-            tokio::select! {
-                _ = serve_tcp(tcp, peer, tls, Serve { gateway, builders, idle, head_timeout, shutdown, slot }) => {}
-                _ = force.cancelled() => {}
-            }
-        });
+        tracker.spawn(serve_tcp(
+            tcp,
+            peer,
+            tls,
+            Serve {
+                gateway,
+                builders,
+                idle,
+                head_timeout,
+                shutdown,
+                force,
+                slot,
+            },
+        ));
     }
     drop(listener);
     tracker.close();
@@ -264,6 +275,8 @@ struct Serve {
     idle: Duration,
     head_timeout: Duration,
     shutdown: CancellationToken,
+    /// Cancelled when the drain timeout expires. Before a connection is served, the shutdown ends it first.
+    force: CancellationToken,
     slot: Arc<ConnSlot>,
 }
 
@@ -337,6 +350,7 @@ where
         idle,
         head_timeout,
         shutdown,
+        force,
         slot,
     } = serve;
     let activity = Arc::new(Activity::new());
@@ -345,53 +359,90 @@ where
         activity: activity.clone(),
     };
     let requests = activity.clone();
-    let svc = service_fn(
-        move |mut req: hyper::Request<hyper::body::Incoming>| -> RequestFuture {
-            // Only upgrade requests carry the slot: the upgraded stream outlives this connection task.
-            if req.headers().contains_key(http::header::UPGRADE) {
-                req.extensions_mut().insert(UpgradeHost(slot.clone()));
-            }
-            let gateway = gateway.clone();
-            let in_flight = requests.begin();
-            Box::pin(async move {
-                let res = gateway.handle(req, conn).await;
-                drop(in_flight);
-                Ok::<_, Infallible>(res)
-            })
-        },
-    );
+    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        // Only upgrade requests carry the slot: the upgraded stream outlives this connection task.
+        if req.headers().contains_key(http::header::UPGRADE) {
+            req.extensions_mut().insert(UpgradeHost(slot.clone()));
+        }
+        let in_flight = requests.begin();
+        // A combinator, not an `async` block: that would keep the request a second time beside the
+        // gateway's future, in every connection's in-flight slot.
+        gateway.clone().handle(req, conn).map(move |res| {
+            drop(in_flight);
+            Ok::<_, Infallible>(res)
+        })
+    });
     let mut connection = builders.serve(protocol, io, svc);
     // Made once: a fresh `cancelled()` per loop turn would join and leave the token's waiter list on every
     // wake-up of the connection (several per request).
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
+    let forced = force.cancelled();
+    tokio::pin!(forced);
     // A connection must start a request within the head timeout: this closes HTTP/2 (and h2c preface)
     // tricklers that hyper's HTTP/1 header timeout does not see.
     let first_request = tokio::time::sleep(head_timeout);
     tokio::pin!(first_request);
     let mut closing: Option<Instant> = None;
+    // When the last tick saw progress: progress is only flagged by the IO and the requests (no clock read per
+    // read or write), so the idle timeout is measured to within one tick.
+    let mut progressed = Instant::now();
     let mut tick =
         tokio::time::interval((idle.min(head_timeout) / 4).max(Duration::from_millis(50)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The timers and shutdown signals are polled only when one of them woke the task, not on each of the
+    // socket's wake-ups.
+    let side = SideWaker::new();
     loop {
-        tokio::select! {
-            r = &mut connection => {
+        let event = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = Pin::new(&mut connection).poll(cx) {
+                return Poll::Ready(Event::Ended(r));
+            }
+            let Some(mut scx) = side.due(cx) else {
+                return Poll::Pending;
+            };
+            let ready = if forced.as_mut().poll(&mut scx).is_ready() {
+                Some(Event::Forced)
+            } else if closing.is_none() && cancelled.as_mut().poll(&mut scx).is_ready() {
+                Some(Event::Shutdown)
+            } else if !activity.started_any() && first_request.as_mut().poll(&mut scx).is_ready() {
+                Some(Event::NoRequest)
+            } else if tick.poll_tick(&mut scx).is_ready() {
+                Some(Event::Tick)
+            } else {
+                None
+            };
+            match ready {
+                Some(event) => {
+                    // The others were maybe not polled, and the one that was must be polled to re-arm.
+                    side.again();
+                    Poll::Ready(event)
+                }
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        match event {
+            Event::Ended(r) => {
                 if let Err(e) = r {
                     tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            _ = &mut first_request, if !activity.started_any() => {
+            Event::Forced => return,
+            Event::NoRequest => {
                 tracing::debug!(peer = %conn.peer, "no request within the header read timeout; closing");
                 return;
             }
-            _ = &mut cancelled, if closing.is_none() => {
+            Event::Shutdown => {
                 connection.graceful_shutdown();
                 closing = Some(Instant::now());
             }
-            _ = tick.tick() => match closing {
+            Event::Tick => match closing {
                 None => {
-                    if activity.in_flight() == 0 && activity.idle_for() >= idle {
+                    if activity.take_progress() {
+                        progressed = Instant::now();
+                    } else if activity.in_flight() == 0 && progressed.elapsed() >= idle {
                         connection.graceful_shutdown();
                         closing = Some(Instant::now());
                     }
@@ -409,16 +460,29 @@ where
     }
 }
 
-/// When a connection last made progress, and how many requests it is serving.
+/// What woke a served connection's loop.
+enum Event {
+    /// The connection ended, cleanly or not.
+    Ended(Result<(), connection::ConnError>),
+    /// The drain timeout expired.
+    Forced,
+    /// The gateway is shutting down: close gracefully.
+    Shutdown,
+    /// No request started within the head timeout.
+    NoRequest,
+    /// Time to check for idleness.
+    Tick,
+}
+
+/// Whether a connection made progress since it was last looked at, and how many requests it is serving.
 ///
 /// Progress is bytes written, a request starting or ending, or bytes read while a request is in flight (an
 /// upload). Bytes read with no request in flight are not progress: otherwise a client trickling a request head
 /// or HTTP/2 frames one byte at a time would never look idle.
 struct Activity {
-    start: Instant,
-    last_ms: AtomicU64,
-    in_flight: std::sync::atomic::AtomicUsize,
-    started: std::sync::atomic::AtomicBool,
+    progress: AtomicBool,
+    in_flight: AtomicUsize,
+    started: AtomicBool,
 }
 
 /// Marks a request in flight until dropped.
@@ -434,10 +498,9 @@ impl Drop for InFlight {
 impl Activity {
     fn new() -> Activity {
         Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
-            started: std::sync::atomic::AtomicBool::new(false),
+            progress: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            started: AtomicBool::new(false),
         }
     }
 
@@ -457,13 +520,12 @@ impl Activity {
     }
 
     fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.progress.store(true, Ordering::Relaxed);
     }
 
-    fn idle_for(&self) -> Duration {
-        let now = self.start.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    /// Whether there was progress since the last call.
+    fn take_progress(&self) -> bool {
+        self.progress.swap(false, Ordering::Relaxed)
     }
 }
 
