@@ -15,6 +15,7 @@ use crate::body::ResBody;
 use crate::config::ServerConfig;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::rt::{Sleep, Timer};
 use hyper::server::conn::{http1, http2};
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -24,6 +25,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -86,7 +88,7 @@ impl Builders {
         configure_http2(&mut http2, cfg);
         let mut auto = auto::Builder::new(TokioExecutor::new());
         auto.http1()
-            .timer(TokioTimer::new())
+            .timer(TickedTimer)
             .header_read_timeout(cfg.header_read_timeout)
             .max_buf_size(cfg.max_header_bytes)
             .keep_alive(true);
@@ -119,12 +121,47 @@ impl Builders {
 fn configure_http1(b: &mut http1::Builder, cfg: &ServerConfig) {
     // `max_buf_size` alone is a soft limit: one read may fill the buffer's spare capacity past it, and a
     // head that is complete by then is accepted. `max_header_size` refuses any complete head over the limit.
-    b.timer(TokioTimer::new())
+    b.timer(TickedTimer)
         .header_read_timeout(cfg.header_read_timeout)
         .max_buf_size(cfg.max_header_bytes)
         .max_header_size(cfg.max_header_bytes)
         .keep_alive(true);
 }
+
+/// hyper's timer for HTTP/1 connections: its sleeps are deadlines checked whenever hyper polls them, with no
+/// timer registered. hyper uses it only for the header read timeout, which it makes and drops for every
+/// request (with tokio's timer: an allocation, a timer-wheel insertion and a removal each time). Sound only
+/// because the connection loop (`listener::serve_io`) wakes every connection at least every quarter of the
+/// header read timeout and each wake-up polls hyper: the timeout fires at most that much late.
+#[derive(Clone, Copy, Debug)]
+struct TickedTimer;
+
+impl Timer for TickedTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+        self.sleep_until(Instant::now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        Box::pin(Deadline(deadline))
+    }
+}
+
+/// A moment that has come or not; polling it registers nothing (see `TickedTimer`).
+struct Deadline(Instant);
+
+impl Future for Deadline {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Sleep for Deadline {}
 
 fn configure_http2(b: &mut http2::Builder<TokioExecutor>, cfg: &ServerConfig) {
     b.timer(TokioTimer::new())

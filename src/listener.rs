@@ -387,6 +387,8 @@ where
     // When the last tick saw progress: progress is only flagged by the IO and the requests (no clock read per
     // read or write), so the idle timeout is measured to within one tick.
     let mut progressed = Instant::now();
+    // The tick also drives hyper's HTTP/1 header read timeout, which is only checked when hyper is polled
+    // (`connection::TickedTimer`): it must come at least every quarter of that timeout.
     let mut tick =
         tokio::time::interval((idle.min(head_timeout) / 4).max(Duration::from_millis(50)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -708,6 +708,48 @@ async fn stalled_request_head_is_closed_after_header_read_timeout() {
     gw.stop().await;
 }
 
+/// The next request on a kept-alive connection is bounded by `header_read_timeout` too, whether the client
+/// stalls inside its head or sends none at all (the first request is also bounded by the connection's own
+/// first-request timer, so only a later one shows hyper's header timer at work).
+#[tokio::test]
+async fn a_stalled_later_request_head_is_closed_after_header_read_timeout() {
+    let up = Upstream::echo().await;
+    let gw = TestGateway::start(&[
+        &route("/", &up.url(), "public = true"),
+        "[server]\nheader_read_timeout = \"500ms\"\nidle_timeout = \"30s\"\n",
+    ])
+    .await;
+    for next in [
+        &b"GET /x HTTP/1.1\r\nHost: gateway.test\r\nX-Slow: "[..],
+        b"",
+    ] {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(b"GET /status/204 HTTP/1.1\r\nHost: gateway.test\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_head(&mut s, Duration::from_secs(5))
+            .await
+            .expect("first response");
+        assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+        s.write_all(next).await.unwrap();
+        let mut got = Vec::new();
+        let took = closed_within(&mut s, Duration::from_secs(3), &mut got).await;
+        let took = took.expect("the gateway closes a connection whose next head does not come");
+        assert!(
+            took >= Duration::from_millis(400) && took < Duration::from_millis(2500),
+            "{took:?}"
+        );
+        let answer = String::from_utf8_lossy(&got);
+        assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    }
+    assert_eq!(
+        up.count(),
+        2,
+        "only the two first requests reached the upstream"
+    );
+    gw.stop().await;
+}
+
 /// A gateway with a 500 ms idle timeout (and a long header timeout, so only the idle timer can fire) in
 /// front of a public route.
 async fn idle_timeout_gateway() -> (Upstream, TestGateway) {
