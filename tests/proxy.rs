@@ -683,27 +683,39 @@ async fn oversized_request_head_is_431_or_closed() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn stalled_request_head_is_closed_after_header_read_timeout() {
+/// A gateway with a 500 ms header read timeout (and a long idle timeout, so only the header timer can fire)
+/// in front of a public route.
+async fn header_timeout_gateway() -> (Upstream, TestGateway) {
     let up = Upstream::echo().await;
     let gw = TestGateway::start(&[
         &route("/", &up.url(), "public = true"),
         "[server]\nheader_read_timeout = \"500ms\"\nidle_timeout = \"30s\"\n",
     ])
     .await;
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
-    s.write_all(b"GET /x HTTP/1.1\r\nHost: gateway.test\r\nX-Slow: ")
-        .await
-        .unwrap();
+    (up, gw)
+}
+
+/// Asserts the gateway closes `s` about when the 500 ms header read timeout says, without a 2xx.
+async fn closed_after_header_timeout(s: &mut TcpStream, what: &str) {
     let mut got = Vec::new();
-    let took = closed_within(&mut s, Duration::from_secs(3), &mut got).await;
-    let took = took.expect("the gateway closes a stalled request head");
+    let took = closed_within(s, Duration::from_secs(3), &mut got).await;
+    let took = took.expect(what);
     assert!(
         took >= Duration::from_millis(400) && took < Duration::from_millis(2500),
         "{took:?}"
     );
     let answer = String::from_utf8_lossy(&got);
     assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+}
+
+#[tokio::test]
+async fn stalled_request_head_is_closed_after_header_read_timeout() {
+    let (up, gw) = header_timeout_gateway().await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: gateway.test\r\nX-Slow: ")
+        .await
+        .unwrap();
+    closed_after_header_timeout(&mut s, "the gateway closes a stalled request head").await;
     assert_eq!(up.count(), 0);
     gw.stop().await;
 }
@@ -713,12 +725,7 @@ async fn stalled_request_head_is_closed_after_header_read_timeout() {
 /// first-request timer, so only a later one shows hyper's header timer at work).
 #[tokio::test]
 async fn a_stalled_later_request_head_is_closed_after_header_read_timeout() {
-    let up = Upstream::echo().await;
-    let gw = TestGateway::start(&[
-        &route("/", &up.url(), "public = true"),
-        "[server]\nheader_read_timeout = \"500ms\"\nidle_timeout = \"30s\"\n",
-    ])
-    .await;
+    let (up, gw) = header_timeout_gateway().await;
     for next in [
         &b"GET /x HTTP/1.1\r\nHost: gateway.test\r\nX-Slow: "[..],
         b"",
@@ -732,15 +739,11 @@ async fn a_stalled_later_request_head_is_closed_after_header_read_timeout() {
             .expect("first response");
         assert!(head.starts_with("HTTP/1.1 204"), "{head}");
         s.write_all(next).await.unwrap();
-        let mut got = Vec::new();
-        let took = closed_within(&mut s, Duration::from_secs(3), &mut got).await;
-        let took = took.expect("the gateway closes a connection whose next head does not come");
-        assert!(
-            took >= Duration::from_millis(400) && took < Duration::from_millis(2500),
-            "{took:?}"
-        );
-        let answer = String::from_utf8_lossy(&got);
-        assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+        closed_after_header_timeout(
+            &mut s,
+            "the gateway closes a connection whose next head does not come",
+        )
+        .await;
     }
     assert_eq!(
         up.count(),
