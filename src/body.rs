@@ -268,11 +268,15 @@ pub struct UpstreamBody {
     last_frame: Instant,
     // Created on the first Pending only: most responses arrive in one go and never need a timer.
     timer: Option<Pin<Box<Sleep>>>,
-    /// Whatever must live as long as the response body (a backend pool's slot on its target).
+    /// Whatever else must live as long as the response body (a `least_requests` count).
     _held: Option<Box<dyn std::any::Any + Send + Sync>>,
     /// The upstream connection, given back to its pool once the body has ended (dropped, and so closed, if
     /// the body broke or the client went away first).
     lent: Option<Lent>,
+    /// The request's slot on its target (`max_connections_per_target`), inline rather than in `_held`: a
+    /// route has a limit by default, and this saves an allocation per request. Declared after `lent`, so it is
+    /// released only once the connection is back in the pool and the next request waiting for it finds it.
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl UpstreamBody {
@@ -285,7 +289,14 @@ impl UpstreamBody {
             timer: None,
             _held: None,
             lent: Some(lent),
+            _slot: None,
         }
+    }
+
+    /// Keeps the request's slot on its target until the body is dropped.
+    pub fn taking_slot(mut self, slot: Option<tokio::sync::OwnedSemaphorePermit>) -> UpstreamBody {
+        self._slot = slot;
+        self
     }
 
     /// Keeps `held` until the body is dropped (ended, failed or abandoned by the client).

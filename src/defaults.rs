@@ -148,6 +148,13 @@ pub const UPSTREAM_MAX_ATTEMPTS: u32 = 3;
 pub const UPSTREAM_MAX_ATTEMPTS_LIMIT: u32 = 10;
 /// Most targets in one route's pool (rendezvous hashing scores every target per request).
 pub const UPSTREAM_MAX_TARGETS: usize = 64;
+/// Requests in flight per upstream target (`routes[].max_connections_per_target`; 0 lifts the limit). The
+/// backends in front of which the gateway sits run fixed worker pools (IIS/ASP.NET, Tomcat's 200 threads,
+/// PHP-FPM children): sending them more concurrent requests than that only moves the queue into the backend,
+/// where it can neither be timed out nor answered 503. Each upstream connection also costs the gateway about
+/// 30 KiB (hyper's buffers and dispatch channel), so an unlimited fan-out at 1,000 clients holds one
+/// connection per client. Upgraded (WebSocket) connections leave the count once switched.
+pub const UPSTREAM_MAX_CONNECTIONS_PER_TARGET: usize = 256;
 /// Longest wait for a slot on a target at `routes[].max_connections_per_target` before 503.
 pub const UPSTREAM_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Active health check period: a dead server is noticed within a few seconds without flooding it.

@@ -901,6 +901,30 @@ async fn upstream_connections_are_reused_up_to_max_idle_connections() {
     gw.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_target_gets_at_most_256_requests_at_once_by_default() {
+    // 300 clients at once on a route with the default limit: the backend sees at most 256 of them at a time
+    // (and so at most 256 connections); the rest wait for a slot and are answered, not refused. Each answer
+    // takes 1.5 s so that all 300 are surely in flight together, hence a queue timeout longer than that.
+    let up = Upstream::echo().await;
+    let gw = TestGateway::start_routes(&[route("/", &up.url(), "queue_timeout = \"20s\"")]).await;
+    let all = (0..300).map(|i| {
+        let c = client();
+        let url = gw.url(&format!("/slow/1500?n={i}"));
+        async move { fetch_all(&c, url).await }
+    });
+    for status in futures_util::future::join_all(all).await {
+        assert_eq!(status, 200);
+    }
+    assert_eq!(up.count(), 300);
+    assert!(
+        up.connections() <= 256,
+        "{} upstream connections for 300 concurrent requests",
+        up.connections()
+    );
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn an_upstream_closing_idle_connections_costs_no_request() {
     // A backend with a short keep-alive timeout closes connections the gateway keeps: the next request

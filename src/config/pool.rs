@@ -234,7 +234,9 @@ pub(super) fn validate_pool(
         targets,
         balance,
         max_attempts,
-        max_connections_per_target: p.max_connections_per_target.unwrap_or(0),
+        max_connections_per_target: p
+            .max_connections_per_target
+            .unwrap_or(defaults::UPSTREAM_MAX_CONNECTIONS_PER_TARGET),
         queue_timeout: dur(p.queue_timeout, defaults::UPSTREAM_QUEUE_TIMEOUT),
         health,
         passive,
@@ -447,7 +449,7 @@ mod tests {
         assert_eq!(p.targets[0].weight, 1);
         assert_eq!(p.balance, Balance::RoundRobin);
         assert_eq!(p.max_attempts, 3);
-        assert_eq!(p.max_connections_per_target, 0);
+        assert_eq!(p.max_connections_per_target, 256);
         assert!(p.health.is_none());
         assert!(!p.passive.eject_5xx);
     }

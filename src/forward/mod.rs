@@ -269,9 +269,11 @@ pub fn forward<'a>(
         let (mut parts, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers, false);
         headers::strip_response(&mut parts.headers);
-        let mut body = crate::body::UpstreamBody::new(body, route.timeout, connection);
-        if !lease.is_empty() {
-            body = body.holding(Box::new(lease));
+        let (slot, in_flight) = lease.into_parts();
+        let mut body =
+            crate::body::UpstreamBody::new(body, route.timeout, connection).taking_slot(slot);
+        if let Some(counted) = in_flight {
+            body = body.holding(Box::new(counted));
         }
         Ok(Response::from_parts(parts, Either::Left(body)))
     }

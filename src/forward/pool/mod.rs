@@ -40,7 +40,7 @@ pub struct Pool {
     backups: Candidates,
     /// Smooth round-robin scores (round_robin with several targets only).
     rr: Mutex<Vec<i64>>,
-    /// Requests in flight are counted for `least_requests` and for the connection limit.
+    /// Requests in flight are counted for `least_requests`.
     count_load: bool,
     metrics: Arc<Metrics>,
     /// The active checkers; they stop with the pool (the `State` it belongs to).
@@ -92,7 +92,7 @@ impl Pool {
                 .map(|t| balance::hash_bytes(t.upstream.url.as_bytes()))
                 .collect(),
             rr: Mutex::new(vec![0; targets.len()]),
-            count_load: cfg.balance == Balance::LeastRequests || cfg.max_connections_per_target > 0,
+            count_load: cfg.balance == Balance::LeastRequests,
             targets,
             balance: cfg.balance,
             max_attempts: cfg.max_attempts,

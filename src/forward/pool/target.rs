@@ -33,22 +33,23 @@ pub struct Target {
 
 /// What a request holds on its target until its response body ends.
 pub struct Lease {
-    in_flight: Option<Arc<AtomicUsize>>,
+    in_flight: Option<InFlight>,
     permit: Option<OwnedSemaphorePermit>,
 }
 
-impl Drop for Lease {
+/// One request counted in flight on its target (`least_requests`), until dropped.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(n) = &self.in_flight {
-            n.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Lease {
-    /// True when the lease holds nothing (no counter, no slot): it need not travel with the body.
-    pub fn is_empty(&self) -> bool {
-        self.in_flight.is_none() && self.permit.is_none()
+    /// The slot and the count, to travel with the response body.
+    pub fn into_parts(self) -> (Option<OwnedSemaphorePermit>, Option<InFlight>) {
+        (self.permit, self.in_flight)
     }
 }
 
@@ -105,7 +106,7 @@ impl Target {
         };
         let in_flight = count.then(|| {
             self.in_flight.fetch_add(1, Ordering::Relaxed);
-            self.in_flight.clone()
+            InFlight(self.in_flight.clone())
         });
         Ok(Lease { in_flight, permit })
     }
