@@ -36,15 +36,6 @@ sed -e "s#@TMP@#$TMP#g" -e "s#@UP_PORT@#$UP_PORT#g" -e 's#worker_connections [0-
   "$SHARED_BENCH/conf/upstream.nginx.conf" > "$TMP/upstream.conf"
 start upstream "$UP_PORT" "" nginx -p "$TMP" -e "$TMP/upstream.error.log" -c "$TMP/upstream.conf" -g 'daemon off;'
 
-rss_kib() {  # RSS (KiB) of PID and its descendants
-  local p=$1 q t=0 r
-  for q in $p $(descendants "$p"); do
-    r=$(awk '/^Rss:/{print $2}' "/proc/$q/smaps_rollup" 2>/dev/null || echo 0)
-    t=$((t + ${r:-0}))
-  done
-  echo "$t"
-}
-
 export LISTEN_ADDR=127.0.0.1:$PORT UPSTREAM_URL=http://127.0.0.1:$UP_PORT UPSTREAM_ADDR=127.0.0.1:$UP_PORT
 export JWT_SECRET_FILE=$TMP/jwt_secret JWT_SECRET=$(cat "$TMP/jwt_secret") BENCH_THREADS=1
 mkdir -p "$RESULTS_DIR"; OUT="$RESULTS_DIR/$(date +%Y%m%d-%H%M%S)-idle.txt"

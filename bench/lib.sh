@@ -6,6 +6,7 @@
 #   bench_require "apt-get install nginx wrk curl" nginx wrk curl
 #   bench_tmp loginbench          # sets TMP, installs the EXIT/INT/TERM traps
 #   start NAME PORT CPUS cmd...    # CPUS "" = no pinning; appends to PIDS and NAMES
+#   rss_kib PID                    # RSS (KiB) of PID and its descendants
 #
 # Sets RESULTS_DIR (default: bench/results if writable, else /tmp/gateway-bench-results) and raises the
 # descriptor limit (wrk -c10000 needs more than 10000).
@@ -22,6 +23,14 @@ bench_require() {  # bench_require HINT TOOL...: exit 2 naming the first missing
 }
 
 descendants() { local c; for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do descendants "$c"; echo "$c"; done; }
+rss_kib() {  # RSS (KiB) of PID and its descendants
+  local p=$1 q t=0 r
+  for q in $p $(descendants "$p"); do
+    r=$(awk '/^Rss:/{print $2}' "/proc/$q/smaps_rollup" 2>/dev/null || echo 0)
+    t=$((t + ${r:-0}))
+  done
+  echo "$t"
+}
 stop_pid() {  # TERM the process and its descendants (by PID), wait, then KILL leftovers
   local p=$1 all i
   all="$(descendants "$p") $p"

@@ -29,14 +29,6 @@ TOK=$(python3 "$SHARED_BENCH/mkjwt.py" "$TMP/jwt_secret" valid)
 sed -e "s#@TMP@#$TMP#g" -e "s#@UP_PORT@#$UP_PORT#g" "$SHARED_BENCH/conf/upstream.nginx.conf" > "$TMP/upstream.conf"
 start upstream "$UP_PORT" 1 nginx -p "$TMP" -e "$TMP/upstream.error.log" -c "$TMP/upstream.conf" -g 'daemon off;'
 
-rss_kib() {  # RSS (KiB) of PID and its descendants
-  local p=$1 q t=0 r
-  for q in $p $(descendants "$p"); do
-    r=$(awk '/^Rss:/{print $2}' "/proc/$q/smaps_rollup" 2>/dev/null || echo 0)
-    t=$((t + ${r:-0}))
-  done
-  echo "$t"
-}
 upstream_conns() { ss -tnH state established "( dport = :$UP_PORT )" | wc -l; }
 
 export LISTEN_ADDR=127.0.0.1:$PORT UPSTREAM_URL=http://127.0.0.1:$UP_PORT UPSTREAM_ADDR=127.0.0.1:$UP_PORT

@@ -695,6 +695,18 @@ async fn header_timeout_gateway() -> (Upstream, TestGateway) {
     (up, gw)
 }
 
+/// A keep-alive request answered 204 by the echo upstream.
+const STATUS_204: &[u8] = b"GET /status/204 HTTP/1.1\r\nHost: gateway.test\r\n\r\n";
+
+/// Sends `STATUS_204` on `s` and reads its answer's head, which must be the 204.
+async fn served_204(s: &mut TcpStream) {
+    s.write_all(STATUS_204).await.unwrap();
+    let head = read_head(s, Duration::from_secs(5))
+        .await
+        .expect("first response");
+    assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+}
+
 /// Asserts the gateway closes `s` about when the 500 ms header read timeout says, without a 2xx.
 async fn closed_after_header_timeout(s: &mut TcpStream, what: &str) {
     let mut got = Vec::new();
@@ -731,13 +743,7 @@ async fn a_stalled_later_request_head_is_closed_after_header_read_timeout() {
         b"",
     ] {
         let mut s = TcpStream::connect(gw.addr).await.unwrap();
-        s.write_all(b"GET /status/204 HTTP/1.1\r\nHost: gateway.test\r\n\r\n")
-            .await
-            .unwrap();
-        let head = read_head(&mut s, Duration::from_secs(5))
-            .await
-            .expect("first response");
-        assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+        served_204(&mut s).await;
         s.write_all(next).await.unwrap();
         closed_after_header_timeout(
             &mut s,
@@ -779,13 +785,7 @@ async fn closed_after_idle_timeout(s: &mut TcpStream, what: &str) {
 async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
     let (_up, gw) = idle_timeout_gateway().await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
-    s.write_all(b"GET /status/204 HTTP/1.1\r\nHost: gateway.test\r\n\r\n")
-        .await
-        .unwrap();
-    let head = read_head(&mut s, Duration::from_secs(5))
-        .await
-        .expect("first response");
-    assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+    served_204(&mut s).await;
     closed_after_idle_timeout(&mut s, "the idle connection is closed").await;
     gw.stop().await;
 }
@@ -807,18 +807,15 @@ async fn connection_beyond_max_connections_waits_for_a_free_slot() {
         "[server]\nmax_connections = 2\n",
     ])
     .await;
-    let request = b"GET /status/204 HTTP/1.1\r\nHost: gateway.test\r\n\r\n";
     // Two keep-alive connections, each served once and then left idle.
     let mut first = TcpStream::connect(gw.addr).await.unwrap();
     let mut second = TcpStream::connect(gw.addr).await.unwrap();
     for s in [&mut first, &mut second] {
-        s.write_all(request).await.unwrap();
-        let head = read_head(s, Duration::from_secs(5)).await.expect("served");
-        assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+        served_204(s).await;
     }
     // The third connects (kernel backlog) but is not served while both slots are held.
     let mut third = TcpStream::connect(gw.addr).await.unwrap();
-    third.write_all(request).await.unwrap();
+    third.write_all(STATUS_204).await.unwrap();
     assert!(
         read_head(&mut third, Duration::from_millis(700))
             .await
@@ -834,7 +831,7 @@ async fn connection_beyond_max_connections_waits_for_a_free_slot() {
     assert!(head.starts_with("HTTP/1.1 204"), "{head}");
     assert_eq!(up.count(), 3);
     // The second connection is still usable.
-    second.write_all(request).await.unwrap();
+    second.write_all(STATUS_204).await.unwrap();
     assert!(read_response(&mut second, Duration::from_secs(5))
         .await
         .is_some());
